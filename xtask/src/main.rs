@@ -1,0 +1,237 @@
+//! `cargo xtask`: bootstrap, build, run and test netwatch.
+//!
+//! xtask builds with the machine's default toolchain (there is deliberately no
+//! rust-toolchain.toml at the workspace root, so that `cargo xtask setup` works before
+//! the pinned toolchain is installed); everything it builds uses `cargo +1.98.0`.
+
+mod cmd;
+mod setup;
+
+use std::env;
+use std::ffi::OsString;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result};
+
+use crate::cmd::{Cmd, is_root};
+use crate::setup::{Need, TOOLCHAIN};
+
+const USAGE: &str = "\
+usage: cargo xtask <command> [args]
+
+commands:
+  setup              install toolchain 1.98.0 (with rust-src, clippy, rustfmt),
+                     bpf-linker 0.13.0, mount tracefs, install the Debian packages the
+                     tests need; does nothing for what is already there
+  build              build target/release/netwatch (runs setup if something is missing)
+  run [--] ARGS...   build, then run netwatch as root with ARGS (sudo when not root)
+  test [--] ARGS...  fmt check, clippy, unprivileged tests, then the privileged tests
+                     as root; ARGS go to the test binaries (e.g. a test name filter)
+";
+
+/// Packages other than netwatch whose tests run unprivileged (all their test targets).
+const UNPRIVILEGED_PACKAGES: &[&str] = &["netwatch-common", "xtask"];
+/// netwatch's integration test that needs root; every other test target runs without.
+const PRIVILEGED_TEST: &str = "privileged";
+
+fn main() -> ExitCode {
+    match real_main() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main() -> Result<ExitCode> {
+    let root = workspace_root();
+    env::set_current_dir(&root).with_context(|| format!("cd {}", root.display()))?;
+
+    let mut args = env::args_os().skip(1);
+    let Some(command) = args.next() else {
+        eprint!("{USAGE}");
+        return Ok(ExitCode::from(2));
+    };
+    let rest = strip_separator(args.collect());
+    match command.to_str() {
+        Some("setup") if rest.is_empty() => setup::setup()?,
+        Some("build") if rest.is_empty() => {
+            build(&root)?;
+        }
+        Some("run") => return Err(run(&root, &rest)),
+        Some("test") => test(&rest)?,
+        Some("help" | "-h" | "--help") => print!("{USAGE}"),
+        _ => {
+            eprintln!(
+                "xtask: unknown command or arguments: {}",
+                env::args().skip(1).collect::<Vec<_>>().join(" ")
+            );
+            eprint!("{USAGE}");
+            return Ok(ExitCode::from(2));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The workspace root, the parent of this crate's directory.
+fn workspace_root() -> PathBuf {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
+}
+
+/// Accepts both `run -- ARGS` and `run ARGS`: drops one leading `--`.
+fn strip_separator(mut args: Vec<OsString>) -> Vec<OsString> {
+    if args.first().is_some_and(|a| a == "--") {
+        args.remove(0);
+    }
+    args
+}
+
+/// `cargo +1.98.0`, through the rustup proxy.
+fn cargo() -> Cmd {
+    Cmd::new("cargo").arg(format!("+{TOOLCHAIN}"))
+}
+
+fn target_dir(root: &Path) -> PathBuf {
+    match env::var_os("CARGO_TARGET_DIR").filter(|d| !d.is_empty()) {
+        Some(dir) => root.join(dir),
+        None => root.join("target"),
+    }
+}
+
+fn build(root: &Path) -> Result<PathBuf> {
+    setup::ensure(Need::Build)?;
+    cargo()
+        .args(["build", "--release", "--package", "netwatch"])
+        .run()?;
+    let bin = target_dir(root).join("release/netwatch");
+    println!("xtask: built {}", bin.display());
+    Ok(bin)
+}
+
+/// Builds, then replaces xtask with netwatch (via sudo when not root), so netwatch's
+/// exit status, a death by a signal included, is what the caller sees, and Ctrl-C
+/// reaches netwatch alone rather than killing xtask first. Returns only on failure.
+fn run(root: &Path, args: &[OsString]) -> anyhow::Error {
+    match build(root) {
+        Ok(bin) => Cmd::new(bin).args(args).elevated().exec(),
+        Err(e) => e,
+    }
+}
+
+fn test(test_args: &[OsString]) -> Result<()> {
+    setup::ensure(Need::Test)?;
+
+    cargo().args(["fmt", "--all", "--", "--check"]).run()?;
+    // Default members only: netwatch-ebpf cannot be built for the host.
+    cargo()
+        .args(["clippy", "--all-targets", "--", "-D", "warnings"])
+        .run()?;
+
+    // Every test target of the default members except netwatch's privileged one.
+    let mut c = cargo().arg("test");
+    for package in UNPRIVILEGED_PACKAGES {
+        c = c.args(["--package", package]);
+    }
+    with_test_args(c, test_args).run()?;
+
+    let netwatch = Path::new("netwatch");
+    let has_lib = netwatch.join("src/lib.rs").is_file();
+    let c = cargo()
+        .args(["test", "--package", "netwatch"])
+        .args(netwatch_unprivileged_targets(
+            has_lib,
+            &test_target_names(netwatch)?,
+        ));
+    with_test_args(c, test_args).run()?;
+    if has_lib {
+        let c = cargo().args(["test", "--package", "netwatch", "--doc"]);
+        with_test_args(c, test_args).run()?;
+    }
+
+    // The privileged end-to-end tests, one at a time, as root. When not root, cargo still
+    // builds as the user (so target/ gets no root-owned files) and runs the test binary
+    // through `sudo -E`.
+    let mut c = cargo().args(["test", "--package", "netwatch", "--test", PRIVILEGED_TEST]);
+    if !is_root() {
+        c = c.args(["--config", "target.'cfg(all())'.runner = ['sudo', '-E']"]);
+    }
+    c.args(["--", "--test-threads=1"]).args(test_args).run()
+}
+
+fn with_test_args(c: Cmd, test_args: &[OsString]) -> Cmd {
+    if test_args.is_empty() {
+        c
+    } else {
+        c.arg("--").args(test_args)
+    }
+}
+
+/// Names of the integration test targets cargo discovers in `<package>/tests`:
+/// `tests/<name>.rs` and `tests/<name>/main.rs`.
+fn test_target_names(package: &Path) -> Result<Vec<String>> {
+    let dir = package.join("tests");
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut names = Vec::new();
+    for entry in fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))? {
+        let path = entry?.path();
+        let name = if path.is_dir() && path.join("main.rs").is_file() {
+            path.file_name()
+        } else if path.is_file() && path.extension().is_some_and(|e| e == "rs") {
+            path.file_stem()
+        } else {
+            None
+        };
+        if let Some(name) = name.and_then(|n| n.to_str()) {
+            names.push(name.to_owned());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// cargo target-selection flags for every netwatch test target but the privileged one.
+fn netwatch_unprivileged_targets(has_lib: bool, tests: &[String]) -> Vec<String> {
+    let mut flags = Vec::new();
+    if has_lib {
+        flags.push("--lib".to_owned());
+    }
+    flags.push("--bins".to_owned());
+    for name in tests.iter().filter(|n| *n != PRIVILEGED_TEST) {
+        flags.push("--test".to_owned());
+        flags.push(name.clone());
+    }
+    flags
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn separator_is_optional() {
+        let v = |a: &[&str]| a.iter().map(OsString::from).collect::<Vec<_>>();
+        assert_eq!(
+            strip_separator(v(&["--", "-j", "-p", "5"])),
+            v(&["-j", "-p", "5"])
+        );
+        assert_eq!(strip_separator(v(&["-j"])), v(&["-j"]));
+        assert_eq!(strip_separator(v(&["--", "--"])), v(&["--"]));
+        assert_eq!(strip_separator(v(&[])), v(&[]));
+    }
+
+    #[test]
+    fn privileged_test_is_left_out() {
+        let tests = ["cli".to_owned(), "privileged".to_owned()];
+        assert_eq!(
+            netwatch_unprivileged_targets(true, &tests),
+            ["--lib", "--bins", "--test", "cli"]
+        );
+        assert_eq!(netwatch_unprivileged_targets(false, &[]), ["--bins"]);
+    }
+}
