@@ -52,13 +52,16 @@ fn bpf_linker_root() -> Result<PathBuf> {
     Ok(tools_dir()?.join(format!("bpf-linker-{BPF_LINKER_VERSION}-rust-{TOOLCHAIN}")))
 }
 
-/// Where bpf-linker lives:
-/// `<tools>/bpf-linker-0.13.0-rust-1.98.0/bin/bpf-linker`.
+/// The directory holding bpf-linker: `<tools>/bpf-linker-0.13.0-rust-1.98.0/bin`.
 ///
 /// netwatch/build.rs mirrors this computation (same variables, same layout) to find the
 /// linker; change both together.
+pub fn bpf_linker_dir() -> Result<PathBuf> {
+    Ok(bpf_linker_root()?.join("bin"))
+}
+
 pub fn bpf_linker_path() -> Result<PathBuf> {
-    Ok(bpf_linker_root()?.join("bin/bpf-linker"))
+    Ok(bpf_linker_dir()?.join("bpf-linker"))
 }
 
 enum ToolchainState {
