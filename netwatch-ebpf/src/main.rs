@@ -1,0 +1,22 @@
+//! netwatch's kernel programs. One module per event source, named as in
+//! netwatch-common and in the daemon's decoder.
+#![no_std]
+#![no_main]
+
+mod bind;
+mod emit;
+mod maps;
+mod regs;
+mod sockaddr;
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    // The verifier rejects any program that could reach this; it exists to satisfy no_std.
+    loop {}
+}
+
+// bpf_probe_read_* and bpf_get_current_task_btf are GPL-only helpers.
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";

@@ -1,0 +1,213 @@
+//! Decoding ring-buffer records into events. One module per event source, named as
+//! in netwatch-common and netwatch-ebpf.
+//!
+//! Records are decoded defensively: the length is checked against the kind's wire
+//! struct, fields are read with `read_unaligned` (the ring buffer only guarantees
+//! 8-byte alignment of what it hands out, and a slice offers no guarantee at all),
+//! and an unknown kind is an error, never a guess.
+
+pub mod bind;
+
+use std::fmt;
+
+use netwatch_common::{EventKind, Header};
+
+pub use crate::sockaddr::Addr;
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("record of {len} bytes is shorter than a header ({need} bytes)")]
+    ShortHeader { len: usize, need: usize },
+    #[error("unknown record kind {kind}")]
+    UnknownKind { kind: u32 },
+    #[error("{kind:?} record of {len} bytes is shorter than its {need} bytes")]
+    Short {
+        kind: EventKind,
+        len: usize,
+        need: usize,
+    },
+}
+
+/// One decoded event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// CLOCK_MONOTONIC nanoseconds, as the kernel stamped it.
+    pub ktime_ns: u64,
+    pub pid: u32,
+    pub tid: u32,
+    pub comm: Comm,
+    pub body: Body,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Body {
+    Bind(bind::Bind),
+}
+
+impl Event {
+    /// The source's name, as used in JSON (`"kind"`) and in module names.
+    pub fn kind_name(&self) -> &'static str {
+        match self.body {
+            Body::Bind(_) => "bind",
+        }
+    }
+}
+
+/// Wire structs that may be read from raw bytes: `#[repr(C)]`, made of integers and
+/// byte arrays only, so that every bit pattern is a valid value.
+pub(crate) trait Wire: Copy {
+    const KIND: Option<EventKind>;
+}
+
+impl Wire for Header {
+    const KIND: Option<EventKind> = None;
+}
+
+/// Read a `T` from the start of `bytes`, checking the length first.
+pub(crate) fn read<T: Wire>(bytes: &[u8]) -> Result<T, DecodeError> {
+    let need = size_of::<T>();
+    if bytes.len() < need {
+        return Err(match T::KIND {
+            Some(kind) => DecodeError::Short {
+                kind,
+                len: bytes.len(),
+                need,
+            },
+            None => DecodeError::ShortHeader {
+                len: bytes.len(),
+                need,
+            },
+        });
+    }
+    // SAFETY: length checked above; `T: Wire` is plain old data, valid for any bits;
+    // read_unaligned makes no alignment assumption.
+    Ok(unsafe { bytes.as_ptr().cast::<T>().read_unaligned() })
+}
+
+/// Decode one ring-buffer record.
+pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
+    let header: Header = read(bytes)?;
+    let kind =
+        EventKind::from_u32(header.kind).ok_or(DecodeError::UnknownKind { kind: header.kind })?;
+    let body = match kind {
+        EventKind::Bind => Body::Bind(bind::decode(bytes)?),
+    };
+    Ok(Event {
+        ktime_ns: header.ktime_ns,
+        pid: header.tgid,
+        tid: header.tid,
+        comm: Comm::from_raw(&header.comm),
+        body,
+    })
+}
+
+/// A task's comm: up to 16 bytes, any of which a process may set (prctl(PR_SET_NAME)),
+/// so it may hold control characters, escapes or invalid UTF-8.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct Comm {
+    bytes: Vec<u8>,
+}
+
+impl Comm {
+    pub fn from_raw(raw: &[u8]) -> Self {
+        let len = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+        Self {
+            bytes: raw[..len].to_vec(),
+        }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// Printable ASCII as is; a backslash, control bytes, and anything outside ASCII as
+/// `\\` / `\xNN`, so that a hostile name can neither break columns nor send escape
+/// sequences to a terminal. The same text goes into JSON (where it is then escaped
+/// as JSON), so both outputs show one spelling.
+impl fmt::Display for Comm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use fmt::Write as _;
+        for &b in &self.bytes {
+            match b {
+                b'\\' => f.write_str("\\\\")?,
+                b' ' => f.write_str("\\x20")?,
+                0x21..=0x7e => f.write_char(b as char)?,
+                _ => write!(f, "\\x{b:02x}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Comm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Comm({self})")
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use netwatch_common::{COMM_LEN, Header};
+
+    use super::*;
+
+    pub(crate) fn header(kind: EventKind, comm: &[u8]) -> Header {
+        let mut c = [0u8; COMM_LEN];
+        c[..comm.len()].copy_from_slice(comm);
+        Header {
+            ktime_ns: 123_456_789,
+            kind: kind as u32,
+            tgid: 4242,
+            tid: 4243,
+            _pad: 0,
+            comm: c,
+        }
+    }
+
+    /// The bytes of a wire struct, as the ring buffer would hand them over.
+    pub(crate) fn bytes_of<T: Wire>(v: &T) -> Vec<u8> {
+        // SAFETY: T is plain old data; we copy its bytes.
+        unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()) }.to_vec()
+    }
+
+    #[test]
+    fn rejects_short_and_unknown_records() {
+        assert_eq!(
+            decode(&[0; 10]),
+            Err(DecodeError::ShortHeader { len: 10, need: 40 })
+        );
+        let mut h = header(EventKind::Bind, b"x");
+        h.kind = 999;
+        assert_eq!(
+            decode(&bytes_of(&h)),
+            Err(DecodeError::UnknownKind { kind: 999 })
+        );
+        let h = header(EventKind::Bind, b"x");
+        assert_eq!(
+            decode(&bytes_of(&h)),
+            Err(DecodeError::Short {
+                kind: EventKind::Bind,
+                len: 40,
+                need: 72
+            })
+        );
+    }
+
+    #[test]
+    fn decodes_at_any_alignment() {
+        let h = header(EventKind::Bind, b"x");
+        let mut buf = vec![0u8];
+        buf.extend(bytes_of(&h));
+        let got: Header = read(&buf[1..]).unwrap();
+        assert_eq!(got, h);
+    }
+
+    #[test]
+    fn comm_is_escaped_visibly() {
+        let c = Comm::from_raw(b"a\nb\x1b[31m\"q\\ \xff\0junk");
+        assert_eq!(c.to_string(), "a\\x0ab\\x1b[31m\"q\\\\\\x20\\xff");
+        assert_eq!(Comm::from_raw(b"python3\0\0\0").to_string(), "python3");
+        assert_eq!(Comm::from_raw(&[b'x'; 16]).to_string(), "x".repeat(16));
+    }
+}

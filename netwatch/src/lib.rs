@@ -1,0 +1,42 @@
+//! netwatch: socket errors per process, traced by eBPF and explained.
+//!
+//! The binary (`src/main.rs`) only calls [`main`]; everything lives here so that the
+//! pieces are unit-tested without root.
+
+pub mod caps;
+pub mod cli;
+pub mod clock;
+pub mod errno;
+pub mod event;
+pub mod loader;
+pub mod output;
+pub mod ringbuf;
+pub mod run;
+pub mod sockaddr;
+pub mod tracefs;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+/// Parse the command line, run, and turn any error into `netwatch: <chain>` and exit 1.
+pub fn main() -> ExitCode {
+    let args = cli::Args::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("netwatch: starting the event loop: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run::run(args)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("netwatch: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

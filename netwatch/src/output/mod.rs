@@ -1,0 +1,68 @@
+//! Printing events: columns for people (`text`), NDJSON for machines (`json`).
+//!
+//! Both write into one buffered stdout that the reader flushes after each drain of
+//! the ring buffer, so a burst costs one write(2), and a quiet stream is still live.
+
+mod json;
+mod text;
+
+use std::io::{self, Write};
+
+use crate::{clock::Clock, event::Event};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+pub struct Printer<W: Write> {
+    out: W,
+    format: Format,
+    clock: Clock,
+}
+
+impl<W: Write> Printer<W> {
+    pub fn new(out: W, format: Format, clock: Clock) -> Self {
+        Self { out, format, clock }
+    }
+
+    pub fn header(&mut self) -> io::Result<()> {
+        match self.format {
+            Format::Text => text::header(&mut self.out),
+            Format::Json => Ok(()),
+        }
+    }
+
+    pub fn event(&mut self, ev: &Event) -> io::Result<()> {
+        match self.format {
+            Format::Text => text::event(&mut self.out, &self.clock, ev),
+            Format::Json => json::event(&mut self.out, &self.clock, ev),
+        }
+    }
+
+    /// `count` more records were dropped by the kernel (ring buffer full), `total` so far.
+    pub fn lost(&mut self, ktime_ns: u64, count: u64, total: u64) -> io::Result<()> {
+        match self.format {
+            Format::Text => text::lost(&mut self.out, &self.clock, ktime_ns, count, total),
+            Format::Json => json::lost(&mut self.out, &self.clock, ktime_ns, count, total),
+        }
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
+    #[cfg(test)]
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+}
+
+/// What a syscall event shows in the ERRNO column / `error` field.
+pub fn errno_label(errno: i32) -> String {
+    match errno {
+        0 => "OK".to_owned(),
+        e => crate::errno::name(e).map_or_else(|| format!("errno {e}"), str::to_owned),
+    }
+}
