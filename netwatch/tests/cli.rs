@@ -1,0 +1,57 @@
+//! The built binary's command line, without privileges: help, and every bad input
+//! rejected with one clear line and exit status 2 (1 for a pid that does not exist).
+
+mod support;
+
+use support::run;
+
+#[test]
+fn help_shows_usage_and_examples() {
+    let (status, out, _) = run(&["--help"], &[]);
+    assert!(status.success());
+    assert!(out.contains("Usage: netwatch"), "{out}");
+    assert!(out.contains("EXAMPLES:"), "{out}");
+    assert!(out.contains("-p, --pid <PID>"), "{out}");
+    assert!(out.contains("-j, --json"), "{out}");
+    assert!(out.contains("EXIT STATUS:"), "{out}");
+}
+
+fn rejects(args: &[&str], code: i32, needle: &str) {
+    let (status, out, err) = run(args, &[]);
+    assert_eq!(
+        status.code(),
+        Some(code),
+        "{args:?}: stdout {out:?} stderr {err:?}"
+    );
+    assert!(out.is_empty(), "{args:?}: nothing on stdout, got {out:?}");
+    assert!(
+        err.contains(needle),
+        "{args:?}: expected {needle:?} in {err:?}"
+    );
+    assert!(!err.contains("panicked"), "{args:?}: {err}");
+}
+
+#[test]
+fn bad_pids_are_usage_errors() {
+    rejects(&["-p", "abc"], 2, "`abc` is not a process id");
+    rejects(&["-p", "0"], 2, "0 is not a process id");
+    rejects(&["-p", "-3"], 2, "");
+    rejects(&["-p"], 2, "a value is required");
+}
+
+#[test]
+fn a_pid_that_does_not_exist_is_an_error() {
+    // Above the kernel's pid_max limit (4194304), so never a live process.
+    rejects(
+        &["-p", "2000000000"],
+        1,
+        "netwatch: -p 2000000000: no such process",
+    );
+}
+
+#[test]
+fn unknown_flags_and_bad_sizes_are_usage_errors() {
+    rejects(&["--frobnicate"], 2, "unexpected argument '--frobnicate'");
+    rejects(&["--ring-buffer-size", "3M"], 2, "power of two");
+    rejects(&["--ring-buffer-size", "big"], 2, "is not a size");
+}

@@ -1,0 +1,292 @@
+//! Harness for the tests that run the built `netwatch` binary.
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of the harness"
+)]
+
+use std::{
+    io::{BufRead as _, BufReader, Read as _, Write as _},
+    process::{Child, ChildStdin, Command, ExitStatus, Stdio},
+    sync::mpsc::{self, Receiver, RecvTimeoutError},
+    thread,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+pub const NETWATCH: &str = env!("CARGO_BIN_EXE_netwatch");
+
+/// Bound on every wait in these tests.
+pub const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A running `netwatch`, attached and ready.
+pub struct Netwatch {
+    child: Child,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+    stderr: Option<thread::JoinHandle<String>>,
+}
+
+impl Netwatch {
+    /// Start netwatch with `args` and wait for its ready line.
+    pub fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(NETWATCH)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning netwatch");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        // stderr: the ready line is reported through a channel, the rest collected.
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let stderr = thread::spawn(move || {
+            let mut all = String::new();
+            let mut line = String::new();
+            while stderr.read_line(&mut line).unwrap_or(0) > 0 {
+                if line.starts_with("netwatch: ready") {
+                    let _ = ready_tx.send(());
+                }
+                all.push_str(&line);
+                line.clear();
+            }
+            let mut rest = String::new();
+            let _ = stderr.read_to_string(&mut rest);
+            all + &rest
+        });
+        let mut nw = Self {
+            child,
+            lines,
+            seen: Vec::new(),
+            stderr: Some(stderr),
+        };
+        if ready_rx.recv_timeout(TIMEOUT).is_err() {
+            let _ = nw.child.kill();
+            let _ = nw.child.wait();
+            let err = nw.stderr.take().unwrap().join().unwrap_or_default();
+            panic!("netwatch did not become ready within {TIMEOUT:?}; stderr:\n{err}");
+        }
+        nw
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Wait until a line satisfies `pred`; returns it. Panics with everything seen on timeout.
+    pub fn wait_line(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        if let Some(l) = self.seen.iter().find(|l| pred(l)) {
+            return l.clone();
+        }
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if pred(&line) {
+                        return line;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
+                    panic!(
+                        "no line with {what} within {TIMEOUT:?}; saw:\n{}",
+                        self.seen.join("\n")
+                    )
+                }
+            }
+        }
+    }
+
+    /// Wait for a JSON object satisfying `pred`.
+    pub fn wait_json(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let line = self.wait_line(what, |l| {
+            serde_json::from_str::<Value>(l).is_ok_and(|v| pred(&v))
+        });
+        serde_json::from_str(&line).unwrap()
+    }
+
+    /// Collect whatever arrives during `d` (the stream drains on a short timer).
+    pub fn settle(&mut self, d: Duration) {
+        let deadline = Instant::now() + d;
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            self.seen.push(line);
+        }
+    }
+
+    /// Every JSON object seen so far.
+    pub fn json_seen(&self) -> Vec<Value> {
+        self.seen
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    pub fn seen(&self) -> &[String] {
+        &self.seen
+    }
+
+    /// Send `sig`, wait for exit (bounded), and return the status, the rest of the
+    /// stream, and stderr.
+    pub fn stop_with(mut self, sig: i32) -> (ExitStatus, Vec<String>, String) {
+        // SAFETY: plain kill(2) on our own child.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+        let status = wait_bounded(&mut self.child);
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
+            self.seen.push(line);
+        }
+        let stderr = self.stderr.take().unwrap().join().unwrap_or_default();
+        (status, std::mem::take(&mut self.seen), stderr)
+    }
+
+    pub fn stop(self) -> (ExitStatus, Vec<String>, String) {
+        self.stop_with(libc::SIGINT)
+    }
+}
+
+impl Drop for Netwatch {
+    fn drop(&mut self) {
+        // A failed assertion must not leave netwatch attached.
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Wait for `child`, killing it if it takes longer than the test timeout.
+pub fn wait_bounded(child: &mut Child) -> ExitStatus {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if let Some(status) = child.try_wait().expect("waiting for child") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("process {} did not exit within {TIMEOUT:?}", child.id());
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Run netwatch to completion with `args` and `env`, bounded in time.
+pub fn run(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String, String) {
+    run_program(NETWATCH, args, env)
+}
+
+/// Run `program` to completion, bounded in time; returns status, stdout, stderr.
+pub fn run_program(
+    program: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (ExitStatus, String, String) {
+    let mut child = Command::new(program)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning netwatch");
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let err = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let status = wait_bounded(&mut child);
+    (status, out.join().unwrap(), err.join().unwrap())
+}
+
+/// A python3 process running `script`, which waits for a line on stdin before going on
+/// when it calls `go()`. It prints `key=value` lines the test reads back.
+pub struct Actor {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    out: BufReader<std::process::ChildStdout>,
+}
+
+const PRELUDE: &str = r#"
+import os, socket, sys, time, errno
+def go():
+    sys.stdin.readline()
+def say(**kw):
+    for k, v in kw.items():
+        print(f"{k}={v}", flush=True)
+say(pid=os.getpid())
+"#;
+
+impl Actor {
+    pub fn spawn(script: &str) -> Self {
+        let mut child = Command::new("python3")
+            .arg("-c")
+            .arg(format!("{PRELUDE}\n{script}"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawning python3");
+        let stdin = child.stdin.take();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        let mut a = Self { child, stdin, out };
+        let pid: u32 = a.read("pid").parse().unwrap();
+        assert_eq!(pid, a.child.id());
+        a
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Read the next `key=value` line the script prints and check its key.
+    pub fn read(&mut self, key: &str) -> String {
+        let mut line = String::new();
+        self.out.read_line(&mut line).expect("reading from actor");
+        let (k, v) = line
+            .trim_end()
+            .split_once('=')
+            .unwrap_or_else(|| panic!("actor said {line:?}"));
+        assert_eq!(k, key, "actor said {line:?}");
+        v.to_owned()
+    }
+
+    /// Let the script past its `go()`.
+    pub fn go(&mut self) {
+        let stdin = self.stdin.as_mut().unwrap();
+        stdin.write_all(b"go\n").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    pub fn wait(mut self) -> ExitStatus {
+        drop(self.stdin.take());
+        wait_bounded(&mut self.child)
+    }
+}
+
+impl Drop for Actor {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
