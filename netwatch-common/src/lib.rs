@@ -7,6 +7,12 @@
 #![no_std]
 
 pub mod bind;
+pub mod connect;
+pub mod listen;
+pub mod process;
+pub mod reset;
+pub mod signal;
+pub mod sockio;
 
 /// Length of a task's `comm` (`TASK_COMM_LEN` in include/linux/sched.h).
 pub const COMM_LEN: usize = 16;
@@ -16,17 +22,33 @@ pub const COMM_LEN: usize = 16;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EventKind {
     Bind = 1,
+    Connect = 2,
+    SockIo = 3,
+    Listen = 4,
+    Reset = 5,
+    Signal = 6,
+    Exit = 7,
+    Fork = 8,
+    Exec = 9,
 }
 
 impl EventKind {
     /// Number of kinds plus one: the size of per-kind counter arrays (index 0 unused).
-    pub const COUNT: u32 = 2;
+    pub const COUNT: u32 = 10;
 
     pub const fn from_u32(v: u32) -> Option<Self> {
-        match v {
-            1 => Some(Self::Bind),
-            _ => None,
-        }
+        Some(match v {
+            1 => Self::Bind,
+            2 => Self::Connect,
+            3 => Self::SockIo,
+            4 => Self::Listen,
+            5 => Self::Reset,
+            6 => Self::Signal,
+            7 => Self::Exit,
+            8 => Self::Fork,
+            9 => Self::Exec,
+            _ => return None,
+        })
     }
 }
 
@@ -65,6 +87,120 @@ pub struct SockAddr {
 }
 const _: () = assert!(core::mem::size_of::<SockAddr>() == 20);
 
+/// What netwatch knows of a socket, read from the kernel's `struct sock` at the
+/// moment of the event (see [`KernelOffsets`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SockInfo {
+    /// The `struct sock` address: identifies the socket across events.
+    pub sk: u64,
+    pub local: SockAddr,
+    pub remote: SockAddr,
+    /// `AF_*` of the socket.
+    pub family: u16,
+    /// `SOCK_STREAM`, `SOCK_DGRAM`, ...
+    pub sock_type: u16,
+    /// `IPPROTO_TCP`, `IPPROTO_UDP`, ...
+    pub protocol: u16,
+    /// TCP state (`TCP_ESTABLISHED` = 1, ... include/net/tcp_states.h).
+    pub state: u8,
+    /// `sk_userlocks`: [`SOCK_BINDPORT_LOCK`] is set when bind(2) chose the port.
+    pub userlocks: u8,
+    /// `SOCK_*` flags below.
+    pub flags: u32,
+    pub _pad: u32,
+}
+const _: () = assert!(core::mem::size_of::<SockInfo>() == 64);
+
+/// `SockInfo::flags`: the fd was resolved to a socket and the fields are filled.
+pub const SOCK_RESOLVED: u32 = 1;
+/// `SockInfo::flags`: the fd is open but is not a socket (pipe, file...).
+pub const SOCK_NOT_A_SOCKET: u32 = 2;
+/// `sk_userlocks` bit set by bind(2) with a non-zero port (include/net/sock.h).
+pub const SOCK_BINDPORT_LOCK: u8 = 8;
+
+/// Syscalls netwatch traces, numbered for the wire (not the kernel's numbers).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Syscall {
+    Bind = 1,
+    Connect = 2,
+    Listen = 3,
+    Accept = 4,
+    Accept4 = 5,
+    Write = 10,
+    Writev = 11,
+    Pwritev = 12,
+    Pwritev2 = 13,
+    Sendto = 14,
+    Sendmsg = 15,
+    Sendmmsg = 16,
+    Sendfile64 = 17,
+    Splice = 18,
+    Read = 30,
+    Readv = 31,
+    Recvfrom = 32,
+    Recvmsg = 33,
+    Recvmmsg = 34,
+}
+
+impl Syscall {
+    pub const fn from_u32(v: u32) -> Option<Self> {
+        Some(match v {
+            1 => Self::Bind,
+            2 => Self::Connect,
+            3 => Self::Listen,
+            4 => Self::Accept,
+            5 => Self::Accept4,
+            10 => Self::Write,
+            11 => Self::Writev,
+            12 => Self::Pwritev,
+            13 => Self::Pwritev2,
+            14 => Self::Sendto,
+            15 => Self::Sendmsg,
+            16 => Self::Sendmmsg,
+            17 => Self::Sendfile64,
+            18 => Self::Splice,
+            30 => Self::Read,
+            31 => Self::Readv,
+            32 => Self::Recvfrom,
+            33 => Self::Recvmsg,
+            34 => Self::Recvmmsg,
+            _ => return None,
+        })
+    }
+
+    /// The name strace and the tracepoints use.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Bind => "bind",
+            Self::Connect => "connect",
+            Self::Listen => "listen",
+            Self::Accept => "accept",
+            Self::Accept4 => "accept4",
+            Self::Write => "write",
+            Self::Writev => "writev",
+            Self::Pwritev => "pwritev",
+            Self::Pwritev2 => "pwritev2",
+            Self::Sendto => "sendto",
+            Self::Sendmsg => "sendmsg",
+            Self::Sendmmsg => "sendmmsg",
+            Self::Sendfile64 => "sendfile64",
+            Self::Splice => "splice",
+            Self::Read => "read",
+            Self::Readv => "readv",
+            Self::Recvfrom => "recvfrom",
+            Self::Recvmsg => "recvmsg",
+            Self::Recvmmsg => "recvmmsg",
+        }
+    }
+
+    /// Whether this is one of the send family (write, send*, sendfile, splice).
+    pub const fn is_send(self) -> bool {
+        (self as u32) >= 10 && (self as u32) < 30
+    }
+}
+
 /// Load-time constants of the kernel programs, set by the loader through
 /// `EbpfLoader::override_global` under [`CONFIG_GLOBAL`].
 #[repr(C)]
@@ -74,8 +210,126 @@ pub struct Config {
     pub sys_exit_ret_offset: u32,
     /// Non-zero: only processes in the `WATCHED` map produce events.
     pub filter_pids: u32,
+    /// Non-zero: children forked by this thread group are watched from birth
+    /// (`netwatch -- CMD`: netwatch's own pid).
+    pub spawner_tgid: u32,
+    /// Non-zero: successful connects are queued too (`-v`).
+    pub verbose: u32,
 }
-const _: () = assert!(core::mem::size_of::<Config>() == 8);
+const _: () = assert!(core::mem::size_of::<Config>() == 16);
+
+/// Offsets of the tracepoint record fields the programs read, from tracefs `format`
+/// files at start-up. [`ABSENT`] marks a field this kernel's record does not have.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TpLayout {
+    // tcp:tcp_receive_reset
+    pub rr_skaddr: u32,
+    // tcp:tcp_send_reset
+    pub sr_skaddr: u32,
+    pub sr_state: u32,
+    pub sr_reason: u32,
+    pub sr_saddr: u32,
+    pub sr_daddr: u32,
+    // signal:signal_generate
+    pub sg_sig: u32,
+    pub sg_code: u32,
+    pub sg_comm: u32,
+    pub sg_pid: u32,
+    pub sg_group: u32,
+    pub sg_result: u32,
+    // sched:sched_process_exit
+    pub pe_group_dead: u32,
+    // sched:sched_process_exec
+    pub ex_old_pid: u32,
+}
+const _: () = assert!(core::mem::size_of::<TpLayout>() == 56);
+
+/// A field the running kernel's tracepoint record does not have.
+pub const ABSENT: u32 = u32::MAX;
+
+impl TpLayout {
+    pub const UNKNOWN: Self = Self {
+        rr_skaddr: ABSENT,
+        sr_skaddr: ABSENT,
+        sr_state: ABSENT,
+        sr_reason: ABSENT,
+        sr_saddr: ABSENT,
+        sr_daddr: ABSENT,
+        sg_sig: ABSENT,
+        sg_code: ABSENT,
+        sg_comm: ABSENT,
+        sg_pid: ABSENT,
+        sg_group: ABSENT,
+        sg_result: ABSENT,
+        pe_group_dead: ABSENT,
+        ex_old_pid: ABSENT,
+    };
+}
+
+/// Offsets of kernel struct members, found in the kernel's BTF at start-up (there are
+/// no CO-RE relocations for Rust programs). `valid == 0` means BTF was unavailable:
+/// the programs then skip what needs these (socket endpoints, exit status).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelOffsets {
+    pub valid: u32,
+    pub task_exit_code: u32,
+    pub task_files: u32,
+    pub task_tgid: u32,
+    pub task_pid: u32,
+    pub task_sighand: u32,
+    pub files_fdt: u32,
+    pub fdt_max_fds: u32,
+    pub fdt_fd: u32,
+    pub file_private_data: u32,
+    pub file_inode: u32,
+    pub inode_mode: u32,
+    pub socket_sk: u32,
+    pub sk_daddr: u32,
+    pub sk_rcv_saddr: u32,
+    pub sk_dport: u32,
+    pub sk_num: u32,
+    pub sk_family: u32,
+    pub sk_state: u32,
+    pub sk_v6_daddr: u32,
+    pub sk_v6_rcv_saddr: u32,
+    pub sk_type: u32,
+    pub sk_protocol: u32,
+    pub sk_userlocks: u32,
+    pub sk_err: u32,
+    pub sighand_action: u32,
+    /// `sizeof(struct k_sigaction)`.
+    pub k_sigaction_size: u32,
+    /// `struct inet_sock.inet_sport`: the local port in network order, kept after
+    /// the kernel releases `skc_num` (a reset socket goes to CLOSE and loses it).
+    pub inet_sport: u32,
+}
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 112);
+
+/// Name of the [`TpLayout`] global in the eBPF object.
+pub const TP_LAYOUT_GLOBAL: &str = "TP_LAYOUT";
+/// Name of the [`KernelOffsets`] global in the eBPF object.
+pub const KERNEL_OFFSETS_GLOBAL: &str = "KERNEL_OFFSETS";
+/// LRU set of sockets whose non-blocking connect is in progress.
+pub const CONNECTING_MAP: &str = "CONNECTING";
+/// LRU hash of errors reported on sockets before their connect(2) returned.
+pub const PENDING_ERR_MAP: &str = "PENDING_ERR";
+pub const CONNECTING_MAX: u32 = 16384;
+
+/// LRU hash from `struct sock` address to the process seen using it.
+pub const SOCK_OWNER_MAP: &str = "SOCK_OWNER";
+pub const SOCK_OWNER_MAX: u32 = 65536;
+
+/// The process seen using a socket, from process context.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Owner {
+    pub tgid: u32,
+    pub tid: u32,
+    pub comm: [u8; COMM_LEN],
+}
+const _: () = assert!(core::mem::size_of::<Owner>() == 24);
 
 /// Name of the [`Config`] global in the eBPF object.
 pub const CONFIG_GLOBAL: &str = "CONFIG";
@@ -92,4 +346,10 @@ pub const WATCHED_MAX: u32 = 16384;
 mod user {
     // SAFETY: plain `#[repr(C)]` integers with no padding holes (sizes asserted above).
     unsafe impl aya::Pod for super::Config {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::TpLayout {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::KernelOffsets {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::Owner {}
 }

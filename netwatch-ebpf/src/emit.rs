@@ -35,6 +35,21 @@ pub fn header(kind: EventKind, pid_tgid: u64) -> Header {
     }
 }
 
+/// A header for an event about another task than the current one (a socket's
+/// owner, a signal's target).
+#[inline(always)]
+pub fn header_for(kind: EventKind, tgid: u32, tid: u32, comm: [u8; 16]) -> Header {
+    Header {
+        // SAFETY: helper without preconditions.
+        ktime_ns: unsafe { bpf_ktime_get_ns() },
+        kind: kind as u32,
+        tgid,
+        tid,
+        _pad: 0,
+        comm,
+    }
+}
+
 /// Reserve a record; counts it as lost when the ring buffer is full.
 #[inline(always)]
 pub fn reserve<T: 'static>(kind: EventKind) -> Option<Slot<T>> {
@@ -57,6 +72,19 @@ impl<T: 'static> Slot<T> {
     #[inline(always)]
     pub fn write(&mut self, value: T) {
         self.entry.write(value);
+    }
+
+    /// The record, zeroed, to fill in place: records are too large to build on the
+    /// 512-byte BPF stack and copy.
+    #[inline(always)]
+    pub fn zeroed(&mut self) -> &mut T {
+        let p = self.entry.as_mut_ptr();
+        // SAFETY: the reservation is exclusive and sized for T; T is plain old data
+        // (integers and byte arrays), for which all-zero bytes are a valid value.
+        unsafe {
+            core::ptr::write_bytes(p, 0, 1);
+            &mut *p
+        }
     }
 
     #[inline(always)]

@@ -1,13 +1,21 @@
 //! netwatch's kernel programs. One module per event source, named as in
-//! netwatch-common and in the daemon's decoder.
+//! netwatch-common and in the daemon's decoder; `emit`, `kernel`, `maps`, `regs`
+//! and `sockaddr` are what they share.
 #![no_std]
 #![no_main]
 
 mod bind;
+mod connect;
 mod emit;
+mod kernel;
+mod listen;
 mod maps;
+mod process;
 mod regs;
+mod reset;
+mod signal;
 mod sockaddr;
+mod sockio;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -3,16 +3,58 @@
 use aya_ebpf::{
     Global,
     macros::map,
-    maps::{HashMap, PerCpuArray, RingBuf},
+    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
-use netwatch_common::{Config, EventKind, WATCHED_MAX};
+use netwatch_common::{
+    COMM_LEN, CONNECTING_MAX, Config, EventKind, KernelOffsets, Owner, SOCK_OWNER_MAX, TpLayout,
+    WATCHED_MAX,
+};
 
-/// Set by the loader (`override_global("CONFIG", ..)`); read-only at run time, so the
-/// verifier folds its fields into constants and prunes branches that cannot run.
+/// Set by the loader (`override_global`); read-only at run time, so the verifier
+/// folds its fields into constants and prunes branches that cannot run.
 #[unsafe(no_mangle)]
 pub static CONFIG: Global<Config> = Global::new(Config {
     sys_exit_ret_offset: 16,
     filter_pids: 0,
+    spawner_tgid: 0,
+    verbose: 0,
+});
+
+/// Tracepoint record offsets, from tracefs at start-up.
+#[unsafe(no_mangle)]
+pub static TP_LAYOUT: Global<TpLayout> = Global::new(TpLayout::UNKNOWN);
+
+/// Kernel struct offsets, from BTF at start-up (`valid == 0`: unavailable).
+#[unsafe(no_mangle)]
+pub static KERNEL_OFFSETS: Global<KernelOffsets> = Global::new(KernelOffsets {
+    valid: 0,
+    task_exit_code: 0,
+    task_files: 0,
+    task_tgid: 0,
+    task_pid: 0,
+    task_sighand: 0,
+    files_fdt: 0,
+    fdt_max_fds: 0,
+    fdt_fd: 0,
+    file_private_data: 0,
+    file_inode: 0,
+    inode_mode: 0,
+    socket_sk: 0,
+    sk_daddr: 0,
+    sk_rcv_saddr: 0,
+    sk_dport: 0,
+    sk_num: 0,
+    sk_family: 0,
+    sk_state: 0,
+    sk_v6_daddr: 0,
+    sk_v6_rcv_saddr: 0,
+    sk_type: 0,
+    sk_protocol: 0,
+    sk_userlocks: 0,
+    sk_err: 0,
+    sighand_action: 0,
+    k_sigaction_size: 0,
+    inet_sport: 0,
 });
 
 /// Records to userspace. The loader sets the real size (`--ring-buffer-size`).
@@ -23,11 +65,28 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 22, 0);
 #[map]
 pub static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(EventKind::COUNT, 0);
 
-/// Watched thread-group ids when `CONFIG.filter_pids` is set.
+/// Watched thread-group ids when `CONFIG.filter_pids` is set. Children of watched
+/// processes are added at fork (see `process.rs`).
 #[map]
 pub static WATCHED: HashMap<u32, u8> = HashMap::with_max_entries(WATCHED_MAX, 0);
 
-/// Whether the current process passes the pid filter. First check in every handler.
+/// `struct sock` address -> the process last seen using it from process context.
+/// Resets fire in softirq context, where the current task is unrelated; this is how
+/// they are attributed. LRU: sockets are never removed explicitly.
+#[map]
+pub static SOCK_OWNER: LruHashMap<u64, Owner> = LruHashMap::with_max_entries(SOCK_OWNER_MAX, 0);
+
+/// Sockets whose non-blocking connect returned EINPROGRESS and has no outcome yet.
+#[map]
+pub static CONNECTING: LruHashMap<u64, u8> = LruHashMap::with_max_entries(CONNECTING_MAX, 0);
+
+/// Errors reported on a socket before its connect(2) returned: on loopback the RST
+/// to a SYN is processed while connect still holds the socket lock, so the error
+/// report comes first and EINPROGRESS second.
+#[map]
+pub static PENDING_ERR: LruHashMap<u64, i32> = LruHashMap::with_max_entries(CONNECTING_MAX, 0);
+
+/// Whether `tgid` passes the pid filter. First check in every handler.
 #[inline(always)]
 pub fn watched(tgid: u32) -> bool {
     if CONFIG.load().filter_pids == 0 {
@@ -44,4 +103,27 @@ pub fn count_lost(kind: EventKind) {
         // SAFETY: per-CPU slot, no concurrent writer on this CPU while we run.
         unsafe { *n += 1 };
     }
+}
+
+/// Remember that the current process uses socket `sk`.
+#[inline(always)]
+pub fn set_owner(sk: u64, pid_tgid: u64, comm: [u8; COMM_LEN]) {
+    if sk == 0 {
+        return;
+    }
+    let owner = Owner {
+        tgid: (pid_tgid >> 32) as u32,
+        tid: pid_tgid as u32,
+        comm,
+    };
+    let _ = SOCK_OWNER.insert(&sk, &owner, 0);
+}
+
+#[inline(always)]
+pub fn owner(sk: u64) -> Option<Owner> {
+    if sk == 0 {
+        return None;
+    }
+    // SAFETY: the value is copied out at once.
+    unsafe { SOCK_OWNER.get(&sk) }.copied()
 }

@@ -7,8 +7,7 @@ use netwatch_common::{AF_INET, AF_INET6, SockAddr};
 /// sockaddr_in6; other families keep only the family). A failed read leaves
 /// family 0, which the daemon shows as "?".
 #[inline(always)]
-pub fn read_user(ptr: u64, len: u64) -> SockAddr {
-    let mut out = SockAddr::default();
+pub fn read_user(ptr: u64, len: u64, out: &mut SockAddr) {
     // sockaddr_in6 is 28 bytes: family(2) port(2) flowinfo(4) addr(16) scope_id(4).
     let mut raw = [0u8; 28];
     // SAFETY: the helper checks the user address; sizes are constants for the verifier.
@@ -24,7 +23,7 @@ pub fn read_user(ptr: u64, len: u64) -> SockAddr {
         }
     };
     if !ok {
-        return out;
+        return;
     }
     out.family = u16::from_ne_bytes([raw[0], raw[1]]);
     out.port = u16::from_be_bytes([raw[2], raw[3]]);
@@ -33,5 +32,4 @@ pub fn read_user(ptr: u64, len: u64) -> SockAddr {
         AF_INET6 if len >= 28 => out.addr.copy_from_slice(&raw[8..24]),
         _ => out.port = 0,
     }
-    out
 }

@@ -5,16 +5,20 @@ use clap::Parser;
 
 const EXAMPLES: &str = "\
 EXAMPLES:
-    sudo netwatch                  # every failed bind on the host, as columns
-    sudo netwatch -p 1234          # only process 1234
-    sudo netwatch -p 1234 -p 5678  # only these two processes
-    sudo netwatch -j               # NDJSON, one object per event
+    sudo netwatch                    # socket errors of every process on the host
+    sudo netwatch -p 1234            # only process 1234 and the children it forks
+    sudo netwatch -p 1234 -p 5678    # only these two processes (and their children)
+    sudo netwatch -- ./server -l 80  # run a command, trace it and everything it starts
+    sudo netwatch -v -- ./server     # also successful binds/listens/connects, forks, execs
+    sudo netwatch -j                 # NDJSON, one object per event (docs/JSON.md)
     sudo netwatch -j | jq 'select(.error == \"EADDRINUSE\")'
 
 EXIT STATUS:
-    0  stopped by Ctrl-C (SIGINT) or SIGTERM, or stdout closed
-    1  netwatch failed (not privileged, tracefs or a program could not be set up, ...)
-    2  bad command line";
+    0    stopped by Ctrl-C (SIGINT) or SIGTERM, or stdout closed
+    1    netwatch failed (not privileged, tracefs or a program could not be set up, ...)
+    2    bad command line
+    With -- CMD: CMD's exit status (128+N if a signal N killed it); 127 if CMD was
+    not found, 126 if it could not be executed.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -31,6 +35,19 @@ pub struct Args {
     /// Print NDJSON: one JSON object per line (schema: docs/JSON.md).
     #[arg(short = 'j', long)]
     pub json: bool,
+
+    /// Only failures (the default; syscalls that succeed are tracked, not shown).
+    #[arg(short = 'x', long = "failed", conflicts_with = "verbose")]
+    pub failed: bool,
+
+    /// Also show successful binds, listens and connects, forks, execs and every exit.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+
+    /// Run CMD and trace it and every process it starts, from its first instruction.
+    /// netwatch then exits with CMD's status.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<std::ffi::OsString>,
 
     /// Size of the kernel ring buffer: a power of two, at least 4K (K and M suffixes).
     #[arg(long, value_name = "BYTES", default_value = "4M", value_parser = parse_size)]
@@ -97,5 +114,13 @@ mod tests {
         assert_eq!(a.pids, vec![1, 2]);
         assert!(a.json);
         assert_eq!(a.ring_buffer_size, 4 << 20);
+        assert!(a.command.is_empty());
+    }
+
+    #[test]
+    fn command_after_double_dash() {
+        let a = Args::try_parse_from(["netwatch", "-j", "--", "sh", "-c", "exit 3"]).unwrap();
+        assert_eq!(a.command, ["sh", "-c", "exit 3"]);
+        assert!(Args::try_parse_from(["netwatch", "-x", "-v"]).is_err());
     }
 }

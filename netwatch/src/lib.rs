@@ -8,6 +8,7 @@ pub mod cli;
 pub mod clock;
 pub mod errno;
 pub mod event;
+pub mod kernel_btf;
 pub mod loader;
 pub mod output;
 pub mod ringbuf;

@@ -1,47 +1,111 @@
 //! Loading the embedded kernel programs, configuring them, attaching them.
 //!
 //! Every failure names what failed (the capability, the tracepoint, the program, the
-//! map): netwatch must never half-start and look healthy.
+//! map): netwatch must never half-start and look healthy. What the running kernel
+//! lacks (a tracepoint, BTF) switches off only what depends on it, with a warning.
 
 use aya::{
-    Ebpf, EbpfLoader,
+    Btf, Ebpf, EbpfLoader,
     maps::{HashMap, MapError},
-    programs::{ProgramError, TracePoint},
+    programs::{BtfTracePoint, ProgramError, TracePoint},
 };
-use netwatch_common::{CONFIG_GLOBAL, Config, EVENTS_MAP, WATCHED_MAP};
+use netwatch_common::{
+    ABSENT, CONFIG_GLOBAL, Config, EVENTS_MAP, KERNEL_OFFSETS_GLOBAL, KernelOffsets,
+    TP_LAYOUT_GLOBAL, TpLayout, WATCHED_MAP,
+};
 
 use crate::{
     caps::{self, MissingCapability},
+    kernel_btf::KernelBtf,
     tracefs::{Tracefs, TracefsError},
 };
 
 /// The kernel programs, built by build.rs and embedded: the binary needs nothing else.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/netwatch"));
 
-/// One kernel program and the tracepoint it attaches to.
+/// Where a program attaches.
+#[derive(Debug, Clone, Copy)]
+pub enum Hook {
+    /// A classic tracepoint (tracefs): category and name.
+    Tracepoint(&'static str, &'static str),
+    /// A BTF-typed raw tracepoint (tp_btf): the tracepoint's name. Needs kernel BTF.
+    Btf(&'static str),
+}
+
+/// One kernel program: its function name in netwatch-ebpf, the event source it feeds
+/// (the module name in every crate) and its hook.
 #[derive(Debug)]
 pub struct Program {
-    /// Function name in netwatch-ebpf.
     pub name: &'static str,
-    pub category: &'static str,
-    pub tracepoint: &'static str,
+    pub source: &'static str,
+    pub hook: Hook,
 }
 
-/// An event source: the programs that feed one kind of event.
-#[derive(Debug)]
-pub struct Source {
-    pub name: &'static str,
-    pub programs: &'static [Program],
+const fn sys_exit(name: &'static str, source: &'static str) -> Program {
+    // Function names are the tracepoint names (netwatch-ebpf).
+    Program {
+        name,
+        source,
+        hook: Hook::Tracepoint("syscalls", name),
+    }
 }
 
-pub const SOURCES: &[Source] = &[Source {
-    name: "bind",
-    programs: &[Program {
-        name: "sys_exit_bind",
-        category: "syscalls",
-        tracepoint: "sys_exit_bind",
-    }],
-}];
+pub const PROGRAMS: &[Program] = &[
+    sys_exit("sys_exit_bind", "bind"),
+    sys_exit("sys_exit_listen", "listen"),
+    sys_exit("sys_exit_accept", "listen"),
+    sys_exit("sys_exit_accept4", "listen"),
+    sys_exit("sys_exit_connect", "connect"),
+    Program {
+        name: "inet_sk_error_report",
+        source: "connect",
+        hook: Hook::Btf("inet_sk_error_report"),
+    },
+    sys_exit("sys_exit_write", "sockio"),
+    sys_exit("sys_exit_writev", "sockio"),
+    sys_exit("sys_exit_pwritev", "sockio"),
+    sys_exit("sys_exit_pwritev2", "sockio"),
+    sys_exit("sys_exit_sendto", "sockio"),
+    sys_exit("sys_exit_sendmsg", "sockio"),
+    sys_exit("sys_exit_sendmmsg", "sockio"),
+    sys_exit("sys_exit_sendfile64", "sockio"),
+    sys_exit("sys_exit_splice", "sockio"),
+    sys_exit("sys_exit_read", "sockio"),
+    sys_exit("sys_exit_readv", "sockio"),
+    sys_exit("sys_exit_recvfrom", "sockio"),
+    sys_exit("sys_exit_recvmsg", "sockio"),
+    sys_exit("sys_exit_recvmmsg", "sockio"),
+    Program {
+        name: "tcp_receive_reset",
+        source: "reset",
+        hook: Hook::Tracepoint("tcp", "tcp_receive_reset"),
+    },
+    Program {
+        name: "tcp_send_reset",
+        source: "reset",
+        hook: Hook::Tracepoint("tcp", "tcp_send_reset"),
+    },
+    Program {
+        name: "signal_generate",
+        source: "signal",
+        hook: Hook::Tracepoint("signal", "signal_generate"),
+    },
+    Program {
+        name: "sched_process_exit",
+        source: "process",
+        hook: Hook::Tracepoint("sched", "sched_process_exit"),
+    },
+    Program {
+        name: "sched_process_fork",
+        source: "process",
+        hook: Hook::Btf("sched_process_fork"),
+    },
+    Program {
+        name: "sched_process_exec",
+        source: "process",
+        hook: Hook::Tracepoint("sched", "sched_process_exec"),
+    },
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -61,6 +125,8 @@ pub enum LoadError {
     },
     #[error("no event source can be attached on this kernel: {0}")]
     NothingToAttach(String),
+    #[error("following forks (-p, -- CMD) needs the kernel's BTF: {0}")]
+    NeedsBtf(String),
     #[error("loading the eBPF object")]
     Object(#[source] Box<aya::EbpfError>),
     #[error("program {0} is missing from the eBPF object")]
@@ -71,11 +137,10 @@ pub enum LoadError {
         #[source]
         source: Box<ProgramError>,
     },
-    #[error("attaching program {name} to tracepoint {category}:{tracepoint}")]
+    #[error("attaching program {name} to {hook}")]
     Attach {
         name: &'static str,
-        category: &'static str,
-        tracepoint: &'static str,
+        hook: String,
         #[source]
         source: Box<ProgramError>,
     },
@@ -88,8 +153,13 @@ pub enum LoadError {
 }
 
 pub struct Options {
-    /// Only these processes (empty: the whole host).
+    /// Only these processes and their descendants (empty: the whole host, unless
+    /// `spawner` is set).
     pub pids: Vec<u32>,
+    /// Watch every process this thread group forks (netwatch's own pid for `-- CMD`).
+    pub spawner: Option<u32>,
+    /// Queue successful connects too.
+    pub verbose: bool,
     /// Ring buffer size in bytes: a power of two, at least one page.
     pub ring_buffer_size: u32,
 }
@@ -97,48 +167,85 @@ pub struct Options {
 /// The loaded, attached programs. Dropping it detaches everything.
 pub struct Tracer {
     pub ebpf: Ebpf,
-    /// Sources that are attached.
+    /// Sources with at least one attached program.
     pub attached: Vec<&'static str>,
-    /// Sources switched off because the running kernel lacks a tracepoint, with why.
-    pub disabled: Vec<(&'static str, String)>,
+    /// What is switched off because the running kernel lacks it, with why.
+    pub disabled: Vec<String>,
+}
+
+fn hook_name(hook: Hook) -> String {
+    match hook {
+        Hook::Tracepoint(c, n) => format!("tracepoint {c}:{n}"),
+        Hook::Btf(n) => format!("BTF tracepoint {n}"),
+    }
 }
 
 pub fn load(opts: &Options) -> Result<Tracer, LoadError> {
     caps::check()?;
     let tracefs = Tracefs::find_or_mount()?;
+    let filtering = !opts.pids.is_empty() || opts.spawner.is_some();
 
-    let mut available = Vec::new();
     let mut disabled = Vec::new();
-    for source in SOURCES {
-        match source
-            .programs
-            .iter()
-            .find(|p| !tracefs.has(p.category, p.tracepoint))
-        {
-            Some(p) => disabled.push((
-                source.name,
-                format!(
-                    "tracepoint {}:{} does not exist on this kernel",
-                    p.category, p.tracepoint
-                ),
-            )),
-            None => available.push(source),
+    let kernel_btf = KernelBtf::load();
+    if let Ok(b) = &kernel_btf {
+        crate::event::reset::set_reason_names(b.enum_names("sk_rst_reason", "SK_RST_REASON_"));
+    }
+    let (offsets, btf) = match kernel_btf.and_then(|b| b.offsets()) {
+        Ok(offsets) => (offsets, Btf::from_sys_fs().ok()),
+        Err(e) => {
+            if filtering {
+                return Err(LoadError::NeedsBtf(e.to_string()));
+            }
+            disabled.push(format!(
+                "{e}: socket endpoints, exit status, forks and asynchronous connect errors are not traced"
+            ));
+            (KernelOffsets::default(), None)
+        }
+    };
+    let layout = tp_layout(&tracefs, &mut disabled);
+
+    let mut wanted: Vec<&'static Program> = Vec::new();
+    for p in PROGRAMS {
+        let missing = match p.hook {
+            Hook::Tracepoint(c, n) => !tracefs.has(c, n),
+            Hook::Btf(_) => btf.is_none(),
+        };
+        let unusable = match p.name {
+            "tcp_receive_reset" => layout.rr_skaddr == ABSENT,
+            "tcp_send_reset" => layout.sr_skaddr == ABSENT || layout.sr_saddr == ABSENT,
+            "signal_generate" => layout.sg_sig == ABSENT || layout.sg_pid == ABSENT,
+            _ => false,
+        };
+        if missing {
+            disabled.push(format!(
+                "{}: {} does not exist on this kernel",
+                p.source,
+                hook_name(p.hook)
+            ));
+        } else if unusable {
+            disabled.push(format!(
+                "{}: {} has an unknown record layout",
+                p.source,
+                hook_name(p.hook)
+            ));
+        } else {
+            wanted.push(p);
         }
     }
-    if available.is_empty() {
-        let why: Vec<String> = disabled
-            .iter()
-            .map(|(s, why)| format!("{s}: {why}"))
-            .collect();
-        return Err(LoadError::NothingToAttach(why.join("; ")));
+    if wanted.is_empty() {
+        return Err(LoadError::NothingToAttach(disabled.join("; ")));
     }
 
     let config = Config {
-        sys_exit_ret_offset: sys_exit_ret_offset(&tracefs, &available)?,
-        filter_pids: u32::from(!opts.pids.is_empty()),
+        sys_exit_ret_offset: sys_exit_ret_offset(&tracefs, &wanted)?,
+        filter_pids: u32::from(filtering),
+        spawner_tgid: opts.spawner.unwrap_or(0),
+        verbose: u32::from(opts.verbose),
     };
     let mut ebpf = EbpfLoader::new()
         .override_global(CONFIG_GLOBAL, &config, true)
+        .override_global(TP_LAYOUT_GLOBAL, &layout, true)
+        .override_global(KERNEL_OFFSETS_GLOBAL, &offsets, true)
         .map_max_entries(EVENTS_MAP, opts.ring_buffer_size)
         .load(OBJECT)
         .map_err(|e| LoadError::Object(Box::new(e)))?;
@@ -166,12 +273,12 @@ pub fn load(opts: &Options) -> Result<Tracer, LoadError> {
         }
     }
 
-    let mut attached = Vec::new();
-    for source in available {
-        for p in source.programs {
-            attach(&mut ebpf, p)?;
+    let mut attached: Vec<&'static str> = Vec::new();
+    for p in wanted {
+        attach(&mut ebpf, p, btf.as_ref())?;
+        if !attached.contains(&p.source) {
+            attached.push(p.source);
         }
-        attached.push(source.name);
     }
     Ok(Tracer {
         ebpf,
@@ -180,51 +287,121 @@ pub fn load(opts: &Options) -> Result<Tracer, LoadError> {
     })
 }
 
-fn attach(ebpf: &mut Ebpf, p: &'static Program) -> Result<(), LoadError> {
+fn attach(ebpf: &mut Ebpf, p: &'static Program, btf: Option<&Btf>) -> Result<(), LoadError> {
     let program_error = |source| LoadError::Program {
         name: p.name,
+        source: Box::new(source),
+    };
+    let attach_error = |source| LoadError::Attach {
+        name: p.name,
+        hook: hook_name(p.hook),
         source: Box::new(source),
     };
     let program = ebpf
         .program_mut(p.name)
         .ok_or(LoadError::MissingProgram(p.name))?;
-    let tp: &mut TracePoint = program.try_into().map_err(program_error)?;
-    tp.load().map_err(program_error)?;
-    tp.attach(p.category, p.tracepoint)
-        .map_err(|source| LoadError::Attach {
-            name: p.name,
-            category: p.category,
-            tracepoint: p.tracepoint,
-            source: Box::new(source),
-        })?;
+    match p.hook {
+        Hook::Tracepoint(category, name) => {
+            let tp: &mut TracePoint = program.try_into().map_err(program_error)?;
+            tp.load().map_err(program_error)?;
+            tp.attach(category, name).map_err(attach_error)?;
+        }
+        Hook::Btf(name) => {
+            let btf = btf.expect("BTF programs are only wanted when BTF loaded");
+            let tp: &mut BtfTracePoint = program.try_into().map_err(program_error)?;
+            tp.load(name, btf).map_err(program_error)?;
+            tp.attach().map_err(attach_error)?;
+        }
+    }
     Ok(())
 }
 
 /// Every `syscalls:sys_exit_*` record has the same layout; the programs share one
 /// offset, so check that the kernel agrees for each tracepoint we attach.
-fn sys_exit_ret_offset(tracefs: &Tracefs, sources: &[&Source]) -> Result<u32, LoadError> {
+fn sys_exit_ret_offset(tracefs: &Tracefs, programs: &[&'static Program]) -> Result<u32, LoadError> {
     let mut first: Option<(u32, &'static str)> = None;
-    for p in sources
-        .iter()
-        .flat_map(|s| s.programs)
-        .filter(|p| p.category == "syscalls")
-    {
-        let off = tracefs
-            .format(p.category, p.tracepoint)?
-            .field("ret")?
-            .offset;
+    for p in programs {
+        let Hook::Tracepoint("syscalls", name) = p.hook else {
+            continue;
+        };
+        let off = tracefs.format("syscalls", name)?.field("ret")?.offset;
         match first {
-            None => first = Some((off, p.tracepoint)),
+            None => first = Some((off, name)),
             Some((f, ftp)) if f != off => {
                 return Err(LoadError::RetOffset {
                     first: f,
                     first_tp: ftp,
                     other: off,
-                    other_tp: p.tracepoint,
+                    other_tp: name,
                 });
             }
             Some(_) => {}
         }
     }
     Ok(first.map_or(16, |(off, _)| off))
+}
+
+/// Offsets of the record fields the reset, signal and process programs read.
+/// A tracepoint or field the kernel lacks stays [`ABSENT`].
+fn tp_layout(tracefs: &Tracefs, disabled: &mut Vec<String>) -> TpLayout {
+    let mut l = TpLayout::UNKNOWN;
+    let mut read = |category: &str, name: &str, fields: &mut [(&str, &mut u32)]| {
+        if !tracefs.has(category, name) {
+            return;
+        }
+        match tracefs.format(category, name) {
+            Ok(format) => {
+                for (field, slot) in fields.iter_mut() {
+                    // tcp_send_reset's addresses are whole sockaddr_in6-sized buffers
+                    // since 6.x; an older layout (4-byte saddr + saddr_v6) is not read.
+                    let want_size = matches!(*field, "saddr" | "daddr").then_some(28);
+                    if let Ok(f) = format.field(field)
+                        && want_size.is_none_or(|size| f.size == size)
+                    {
+                        **slot = f.offset;
+                    }
+                }
+            }
+            Err(e) => disabled.push(format!("{category}:{name}: {e}")),
+        }
+    };
+    read(
+        "tcp",
+        "tcp_receive_reset",
+        &mut [("skaddr", &mut l.rr_skaddr)],
+    );
+    read(
+        "tcp",
+        "tcp_send_reset",
+        &mut [
+            ("skaddr", &mut l.sr_skaddr),
+            ("state", &mut l.sr_state),
+            ("reason", &mut l.sr_reason),
+            ("saddr", &mut l.sr_saddr),
+            ("daddr", &mut l.sr_daddr),
+        ],
+    );
+    read(
+        "signal",
+        "signal_generate",
+        &mut [
+            ("sig", &mut l.sg_sig),
+            ("code", &mut l.sg_code),
+            ("comm", &mut l.sg_comm),
+            ("pid", &mut l.sg_pid),
+            ("group", &mut l.sg_group),
+            ("result", &mut l.sg_result),
+        ],
+    );
+    read(
+        "sched",
+        "sched_process_exit",
+        &mut [("group_dead", &mut l.pe_group_dead)],
+    );
+    read(
+        "sched",
+        "sched_process_exec",
+        &mut [("old_pid", &mut l.ex_old_pid)],
+    );
+    l
 }

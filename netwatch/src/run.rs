@@ -1,19 +1,25 @@
-//! The daemon: load, attach, stream until told to stop.
+//! The daemon: load, attach, stream until told to stop (or until CMD ends).
 
 use std::{
+    collections::HashSet,
+    ffi::OsString,
     io::{self, BufWriter},
+    os::unix::process::ExitStatusExt as _,
     path::Path,
     process::ExitCode,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, bail};
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::{
+    process::{Child, Command},
+    signal::unix::{Signal, SignalKind, signal},
+};
 
 use crate::{
     cli::Args,
     clock::Clock,
-    event,
+    event::{self, Body, Event},
     loader::{self, Options},
     output::{Format, Printer},
     ringbuf::{Lost, Reader},
@@ -34,12 +40,15 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
 
+    let spawner = (!args.command.is_empty()).then(std::process::id);
     let mut tracer = loader::load(&Options {
         pids: args.pids.clone(),
+        spawner,
+        verbose: args.verbose,
         ring_buffer_size: args.ring_buffer_size,
     })?;
-    for (source, why) in &tracer.disabled {
-        eprintln!("netwatch: warning: {source} events disabled: {why}");
+    for why in &tracer.disabled {
+        eprintln!("netwatch: warning: {why}");
     }
     let mut reader = Reader::new(&mut tracer.ebpf)?;
     let mut lost = Lost::new(&mut tracer.ebpf)?;
@@ -54,11 +63,15 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         format,
         Clock::new(),
     );
-    let scope = if args.pids.is_empty() {
-        "the whole host".to_owned()
-    } else {
-        let pids: Vec<String> = args.pids.iter().map(u32::to_string).collect();
-        format!("pid {}", pids.join(", "))
+    let scope = match (&args.pids[..], spawner) {
+        ([], None) => "the whole host".to_owned(),
+        (pids, spawner) => {
+            let mut parts: Vec<String> = pids.iter().map(|p| format!("pid {p}")).collect();
+            if spawner.is_some() {
+                parts.push(format!("{:?}", args.command[0]));
+            }
+            format!("{} and their children", parts.join(", "))
+        }
     };
     // Tests and scripts wait for this line: everything is attached from here on.
     eprintln!(
@@ -66,10 +79,32 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         tracer.attached.join(", ")
     );
 
-    let result = stream(&mut reader, &mut lost, &mut out, &mut sigint, &mut sigterm).await;
+    // Spawned after attaching, so CMD is watched from its first instruction: the
+    // kernel adds every child of netwatch to the filter at fork.
+    let child = match spawner {
+        Some(_) => match spawn(&args.command) {
+            Ok(child) => Some(child),
+            Err(code) => return Ok(code),
+        },
+        None => None,
+    };
+
+    let roots = args
+        .pids
+        .iter()
+        .copied()
+        .chain(child.as_ref().and_then(Child::id));
+    let mut view = View::new(args.verbose, roots);
+    let mut streams = Streams {
+        reader: &mut reader,
+        lost: &mut lost,
+        out: &mut out,
+        view: &mut view,
+    };
+    let result = streams.run(&mut sigint, &mut sigterm, child).await;
     drop(tracer); // detach before anything else is printed
     match result {
-        Ok(()) => Ok(ExitCode::SUCCESS),
+        Ok(code) => Ok(code),
         // Our reader went away (`netwatch | head`): a normal end, not an error.
         Err(e)
             if e.downcast_ref::<io::Error>()
@@ -81,48 +116,154 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn stream(
-    reader: &mut Reader,
-    lost: &mut Lost,
-    out: &mut Printer<impl io::Write>,
-    sigint: &mut tokio::signal::unix::Signal,
-    sigterm: &mut tokio::signal::unix::Signal,
-) -> anyhow::Result<()> {
-    out.header()?;
-    out.flush()?;
-    let mut decode_errors = 0u64;
-    let mut last_lost_check = Instant::now();
-    loop {
-        let stop = tokio::select! {
-            () = reader.wait(DRAIN_INTERVAL) => false,
-            _ = sigint.recv() => true,
-            _ = sigterm.recv() => true,
-        };
-        let mut io_result = Ok(());
-        reader.drain(|bytes| {
-            if io_result.is_err() {
-                return;
+/// Start CMD; on failure print why and return the shell's exit code for it.
+fn spawn(command: &[OsString]) -> Result<Child, ExitCode> {
+    let name = command[0].to_string_lossy();
+    match Command::new(&command[0]).args(&command[1..]).spawn() {
+        Ok(child) => Ok(child),
+        Err(e) => {
+            let code = match e.kind() {
+                io::ErrorKind::NotFound => {
+                    eprintln!("netwatch: {name}: command not found");
+                    127
+                }
+                io::ErrorKind::PermissionDenied => {
+                    eprintln!("netwatch: {name}: permission denied (not executable)");
+                    126
+                }
+                _ => {
+                    eprintln!("netwatch: {name}: cannot execute: {e}");
+                    126
+                }
+            };
+            Err(ExitCode::from(code))
+        }
+    }
+}
+
+/// What the stream shows: failures always; with `-v` everything; otherwise the exit
+/// of a process only if it had a failure shown or is one the user named (a `-p` pid,
+/// CMD itself). Every other exit would be noise: on a whole host, every process; in
+/// CMD's tree, every helper a shell script forks.
+struct View {
+    verbose: bool,
+    /// The `-p` pids and CMD.
+    roots: HashSet<u32>,
+    /// Processes that had a failure shown and have not exited yet.
+    with_failures: HashSet<u32>,
+}
+
+impl View {
+    fn new(verbose: bool, roots: impl IntoIterator<Item = u32>) -> Self {
+        Self {
+            verbose,
+            roots: roots.into_iter().collect(),
+            with_failures: HashSet::new(),
+        }
+    }
+
+    fn shows(&mut self, ev: &Event) -> bool {
+        if let Body::Exit(_) = ev.body {
+            let had_failure = self.with_failures.remove(&ev.pid);
+            let root = self.roots.remove(&ev.pid);
+            return self.verbose || root || had_failure;
+        }
+        if ev.is_failure() {
+            if ev.pid != 0 {
+                self.with_failures.insert(ev.pid);
             }
-            match event::decode(bytes) {
-                Ok(ev) => io_result = out.event(&ev),
-                Err(e) => {
-                    decode_errors += 1;
-                    if decode_errors == 1 {
-                        eprintln!("netwatch: warning: undecodable record skipped: {e}");
+            return true;
+        }
+        self.verbose
+    }
+}
+
+struct Streams<'a, W: io::Write> {
+    reader: &'a mut Reader,
+    lost: &'a mut Lost,
+    out: &'a mut Printer<W>,
+    view: &'a mut View,
+}
+
+impl<W: io::Write> Streams<'_, W> {
+    async fn run(
+        &mut self,
+        sigint: &mut Signal,
+        sigterm: &mut Signal,
+        mut child: Option<Child>,
+    ) -> anyhow::Result<ExitCode> {
+        self.out.header()?;
+        self.out.flush()?;
+        let mut decode_errors = 0u64;
+        let mut last_lost_check = Instant::now();
+        let mut exit = None;
+        loop {
+            let stop = tokio::select! {
+                () = self.reader.wait(DRAIN_INTERVAL) => false,
+                _ = sigint.recv() => child.is_none(),
+                _ = sigterm.recv() => {
+                    match &child {
+                        // Pass it on and keep tracing until CMD is gone.
+                        Some(c) => {
+                            if let Some(pid) = c.id() {
+                                // SAFETY: kill(2) on our own child.
+                                unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+                            }
+                            false
+                        }
+                        None => true,
                     }
                 }
+                status = wait(&mut child) => {
+                    let status = status.context("waiting for the command")?;
+                    exit = Some(match (status.code(), status.signal()) {
+                        (Some(code), _) => ExitCode::from(code as u8),
+                        (None, Some(sig)) => ExitCode::from(128 + sig as u8),
+                        (None, None) => ExitCode::FAILURE,
+                    });
+                    // Its last records (its exit among them) are already queued: the
+                    // kernel emits them before the parent is notified.
+                    true
+                }
+            };
+            let mut io_result = Ok(());
+            self.reader.drain(|bytes| {
+                if io_result.is_err() {
+                    return;
+                }
+                match event::decode(bytes) {
+                    Ok(ev) => {
+                        if self.view.shows(&ev) {
+                            io_result = self.out.event(&ev);
+                        }
+                    }
+                    Err(e) => {
+                        decode_errors += 1;
+                        if decode_errors == 1 {
+                            eprintln!("netwatch: warning: undecodable record skipped: {e}");
+                        }
+                    }
+                }
+            });
+            io_result?;
+            if stop || last_lost_check.elapsed() >= LOST_INTERVAL {
+                last_lost_check = Instant::now();
+                if let Some((count, total)) = self.lost.newly_lost()? {
+                    self.out.lost(Clock::monotonic_now(), count, total)?;
+                }
             }
-        });
-        io_result?;
-        if stop || last_lost_check.elapsed() >= LOST_INTERVAL {
-            last_lost_check = Instant::now();
-            if let Some((count, total)) = lost.newly_lost()? {
-                out.lost(Clock::monotonic_now(), count, total)?;
+            self.out.flush()?;
+            if stop {
+                return Ok(exit.unwrap_or(ExitCode::SUCCESS));
             }
         }
-        out.flush()?;
-        if stop {
-            return Ok(());
-        }
+    }
+}
+
+/// Wait for the child if there is one; never resolves otherwise.
+async fn wait(child: &mut Option<Child>) -> io::Result<std::process::ExitStatus> {
+    match child {
+        Some(c) => c.wait().await,
+        None => std::future::pending().await,
     }
 }

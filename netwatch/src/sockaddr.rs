@@ -32,6 +32,14 @@ impl Addr {
         }
     }
 
+    /// The port of an inet address.
+    pub fn port(&self) -> Option<u16> {
+        match self {
+            Self::Inet(sa) => Some(sa.port()),
+            _ => None,
+        }
+    }
+
     /// Family name for JSON: "inet", "inet6", "unix", "family N", "unknown".
     pub fn family(&self) -> String {
         match self {

@@ -182,17 +182,574 @@ fn without_privileges_it_names_the_missing_capabilities() {
     assert!(err.contains("sudo netwatch"), "{err}");
 }
 
+/// A tracefs view of the running kernel without `syscalls:sys_exit_bind`: every
+/// other tracepoint directory is a symlink to the real one.
+struct TracefsWithout {
+    dir: std::path::PathBuf,
+}
+
+impl TracefsWithout {
+    fn new(missing_category: &str, missing: &str) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("netwatch-test-tracefs-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let real = std::path::Path::new("/sys/kernel/tracing/events");
+        for category in fs::read_dir(real).unwrap().flatten() {
+            if !category.file_type().unwrap().is_dir() {
+                continue;
+            }
+            let cat = category.file_name();
+            fs::create_dir_all(dir.join("events").join(&cat)).unwrap();
+            for tp in fs::read_dir(category.path()).unwrap().flatten() {
+                if cat == missing_category && tp.file_name() == missing {
+                    continue;
+                }
+                std::os::unix::fs::symlink(
+                    tp.path(),
+                    dir.join("events").join(&cat).join(tp.file_name()),
+                )
+                .unwrap();
+            }
+        }
+        Self { dir }
+    }
+}
+
+impl Drop for TracefsWithout {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
 #[test]
-fn a_kernel_without_the_tracepoint_is_a_clear_error() {
+fn a_missing_tracepoint_disables_only_its_source_with_a_warning() {
     require_root();
-    let dir = std::env::temp_dir().join(format!("netwatch-test-tracefs-{}", std::process::id()));
-    fs::create_dir_all(dir.join("events/syscalls")).unwrap();
-    let (status, _, err) = run(&[], &[("NETWATCH_TRACEFS", dir.to_str().unwrap())]);
-    fs::remove_dir_all(&dir).unwrap();
-    assert_eq!(status.code(), Some(1), "{err}");
+    let fake = TracefsWithout::new("syscalls", "sys_exit_bind");
+    let mut nw =
+        Netwatch::start_with_env(&["-j"], &[("NETWATCH_TRACEFS", fake.dir.to_str().unwrap())]);
+    let mut actor = Actor::spawn(&format!("{BIND_FAILURES}\n{CONNECT_REFUSED}"));
+    actor.read("port");
+    actor.read("port6");
+    actor.go();
+    for _ in 0..3 {
+        actor.read("err");
+    }
+    assert_eq!(actor.read("connect"), "111");
+    let pid = actor.pid();
+    assert!(actor.wait().success());
+    // Still running: the connect failure arrives, the bind failures cannot.
+    nw.wait_json("the ECONNREFUSED connect", |v| {
+        v["kind"] == "connect" && v["pid"] == pid
+    });
+    nw.settle(Duration::from_millis(200));
     assert!(
-        err.contains("tracepoint syscalls:sys_exit_bind does not exist"),
+        nw.json_seen().iter().all(|v| v["kind"] != "bind"),
+        "{:?}",
+        nw.seen()
+    );
+    let (status, _, stderr) = nw.stop();
+    assert!(status.success(), "{stderr}");
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("warning")).collect();
+    assert_eq!(
+        warnings,
+        [
+            "netwatch: warning: bind: tracepoint syscalls:sys_exit_bind does not exist on this kernel"
+        ],
+        "{stderr}"
+    );
+}
+
+const CONNECT_REFUSED: &str = r#"
+s = socket.socket()
+try:
+    s.connect(("127.0.0.1", 1))
+    say(connect=0)
+except OSError as e:
+    say(connect=e.errno)
+"#;
+
+/// A network namespace of the test's own, deleted on drop.
+struct Netns {
+    name: String,
+}
+
+impl Netns {
+    fn new(tag: &str) -> Self {
+        let name = format!("nw-{tag}-{}", std::process::id());
+        let ip = |args: &[&str]| {
+            let (status, _, err) = support::run_program("ip", args, &[]);
+            assert!(status.success(), "ip {args:?}: {err}");
+        };
+        let _ = support::run_program("ip", &["netns", "del", &name], &[]);
+        ip(&["netns", "add", &name]);
+        ip(&["-n", &name, "link", "set", "lo", "up"]);
+        Self { name }
+    }
+
+    fn sysctl(&self, key_value: &str) {
+        let (status, _, err) = support::run_program(
+            "ip",
+            &["netns", "exec", &self.name, "sysctl", "-qw", key_value],
+            &[],
+        );
+        assert!(status.success(), "sysctl {key_value}: {err}");
+    }
+
+    fn prefix(&self) -> [&str; 4] {
+        ["ip", "netns", "exec", &self.name]
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = support::run_program("ip", &["netns", "del", &self.name], &[]);
+    }
+}
+
+fn port_of(v: &Value, end: &str) -> Option<u64> {
+    v["sock"][end]["port"].as_u64()
+}
+
+#[test]
+fn connect_failures_exhaustion_in_a_netns_and_refused() {
+    require_root();
+    let ns = Netns::new("exhaust");
+    // Two ephemeral ports: the third connection to one destination finds none.
+    ns.sysctl("net.ipv4.ip_local_port_range=40000 40001");
+    let mut nw = Netwatch::start(&["-j"]);
+    let mut exhaust = Actor::spawn_in(
+        &ns.prefix(),
+        r#"
+srv = socket.socket(); srv.bind(("127.0.0.1", 8080)); srv.listen(16)
+held = []
+go()
+for i in range(10):
+    c = socket.socket()
+    try:
+        c.connect(("127.0.0.1", 8080)); held.append(c)
+    except OSError as e:
+        say(connect=e.errno, held=len(held))
+        break
+"#,
+    );
+    exhaust.go();
+    assert_eq!(
+        exhaust.read("connect"),
+        "99",
+        "EADDRNOTAVAIL once the range is used up"
+    );
+    assert_eq!(exhaust.read("held"), "2");
+    let epid = exhaust.pid();
+    assert!(exhaust.wait().success());
+
+    let mut refused = Actor::spawn(CONNECT_REFUSED);
+    assert_eq!(refused.read("connect"), "111");
+    let rpid = refused.pid();
+    assert!(refused.wait().success());
+
+    let v = nw.wait_json("EADDRNOTAVAIL connect", |v| {
+        v["kind"] == "connect" && v["pid"] == epid
+    });
+    assert_eq!(v["error"], "EADDRNOTAVAIL");
+    assert_eq!(v["comm"], "python3");
+    assert_eq!(v["addr"]["ip"], "127.0.0.1");
+    assert_eq!(v["addr"]["port"], 8080);
+    assert_eq!(v["sock"]["proto"], "tcp");
+    assert_eq!(
+        v["sock"]["port_bound"], false,
+        "not explicitly bound: exhaustion, not a collision"
+    );
+    assert_eq!(v["after_einprogress"], false);
+
+    let v = nw.wait_json("ECONNREFUSED connect", |v| {
+        v["kind"] == "connect" && v["pid"] == rpid
+    });
+    assert_eq!(v["error"], "ECONNREFUSED");
+    assert_eq!(v["syscall"], "connect");
+    assert_eq!(v["addr"]["port"], 1);
+    nw.finish();
+}
+
+/// Make the kernel answer with RST when `stream` is closed (SO_LINGER 0), then close it.
+fn reset(stream: std::net::TcpStream) {
+    use std::os::fd::AsRawFd as _;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: valid fd and option struct.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&raw const linger).cast(),
+            size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0);
+    drop(stream);
+}
+
+/// Connects to the test's listener on `go`, waits for the second `go` (after the
+/// peer reset), then receives and sends.
+fn reset_client(port: u16) -> String {
+    format!(
+        r#"
+c = socket.socket(); c.connect(("127.0.0.1", {port}))
+say(local=c.getsockname()[1])
+go()
+try:
+    c.recv(10); say(recv=0)
+except OSError as e:
+    say(recv=e.errno)
+try:
+    c.send(b"x"); say(send=0)
+except OSError as e:
+    say(send=e.errno)
+"#
+    )
+}
+
+#[test]
+fn peer_reset_gives_econnreset_then_epipe_and_the_reset_goes_to_the_socket_owner() {
+    require_root();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut nw = Netwatch::start(&["-j"]);
+    let mut client = Actor::spawn(&reset_client(port));
+    let local: u16 = client.read("local").parse().unwrap();
+    let (server_side, _) = listener.accept().unwrap();
+    reset(server_side);
+    std::thread::sleep(Duration::from_millis(50));
+    client.go();
+    assert_eq!(client.read("recv"), "104");
+    assert_eq!(client.read("send"), "32");
+    let pid = client.pid();
+    assert!(client.wait().success());
+
+    let recv = nw.wait_json("ECONNRESET recv", |v| {
+        v["kind"] == "recv" && v["pid"] == pid
+    });
+    assert_eq!(recv["syscall"], "recvfrom");
+    assert_eq!(recv["error"], "ECONNRESET");
+    assert_eq!(
+        (port_of(&recv, "local"), port_of(&recv, "remote")),
+        (Some(local.into()), Some(port.into()))
+    );
+    assert_eq!(recv["sock"]["remote"]["ip"], "127.0.0.1");
+
+    let send = nw.wait_json("EPIPE send", |v| v["kind"] == "send" && v["pid"] == pid);
+    assert_eq!(send["syscall"], "sendto");
+    assert_eq!(send["error"], "EPIPE");
+    assert_eq!(
+        (port_of(&send, "local"), port_of(&send, "remote")),
+        (Some(local.into()), Some(port.into()))
+    );
+
+    // The RST arrives in softirq context: it must be the client's, not pid 0 and
+    // not the test process that sent it.
+    let rst = nw.wait_json("the reset received", |v| {
+        v["kind"] == "reset" && v["direction"] == "received" && v["local"]["port"] == local
+    });
+    assert_eq!(rst["pid"], pid);
+    assert_eq!(rst["comm"], "python3");
+    assert_eq!(rst["owner_known"], true);
+    assert_eq!(rst["remote"]["port"], port);
+    let sent = nw.wait_json("the reset sent", |v| {
+        v["kind"] == "reset" && v["direction"] == "sent" && v["remote"]["port"] == local
+    });
+    assert_eq!(sent["local"]["port"], port);
+    assert_ne!(sent["pid"], pid, "the test process sent it, not the client");
+    nw.finish();
+}
+
+#[test]
+fn sendfile_to_a_client_that_left_mid_transfer_is_epipe() {
+    require_root();
+    let mut nw = Netwatch::start(&["-j"]);
+    let mut server = Actor::spawn(
+        r#"
+import tempfile
+f = tempfile.TemporaryFile(); f.write(b"x" * (32 << 20)); f.flush()
+srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen()
+say(port=srv.getsockname()[1])
+a, peer = srv.accept()
+say(peer=peer[1])
+sent = 0
+try:
+    while sent < (32 << 20):
+        n = os.sendfile(a.fileno(), f.fileno(), sent, 1 << 20)
+        if n == 0:
+            break
+        sent += n
+    say(err=0)
+except OSError as e:
+    say(err=e.errno)
+"#,
+    );
+    let port: u16 = server.read("port").parse().unwrap();
+    let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let cport = client.local_addr().unwrap().port();
+    assert_eq!(server.read("peer"), cport.to_string());
+    let mut buf = [0u8; 65536];
+    std::io::Read::read_exact(&mut client, &mut buf).unwrap();
+    reset(client);
+    let err = server.read("err");
+    assert!(
+        err == "32" || err == "104",
+        "sendfile ended with errno {err}"
+    );
+    let pid = server.pid();
+    assert!(server.wait().success());
+
+    let v = nw.wait_json("the sendfile64 error", |v| {
+        v["kind"] == "send" && v["pid"] == pid
+    });
+    assert_eq!(v["syscall"], "sendfile64");
+    assert_eq!(v["errno"].to_string(), err);
+    assert_eq!(
+        (port_of(&v, "local"), port_of(&v, "remote")),
+        (Some(port.into()), Some(cport.into()))
+    );
+    nw.finish();
+}
+
+/// Writes to a connection the peer reset, with SIGPIPE set to `disposition`.
+fn sigpipe_writer(port: u16, disposition: &str) -> String {
+    format!(
+        r#"
+import signal
+signal.signal(signal.SIGPIPE, signal.{disposition})
+c = socket.socket(); c.connect(("127.0.0.1", {port}))
+say(local=c.getsockname()[1])
+go()
+# The reset is reported once as ECONNRESET; every write after it is EPIPE.
+try:
+    c.recv(10)
+except ConnectionResetError:
+    pass
+try:
+    for i in range(20):
+        c.send(b"x" * 1000); time.sleep(0.01)
+except OSError as e:
+    say(err=e.errno)
+"#
+    )
+}
+
+#[test]
+fn sigpipe_ignored_keeps_running_and_sigpipe_default_kills() {
+    require_root();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut nw = Netwatch::start(&["-j"]);
+    let mut ignores = Actor::spawn(&sigpipe_writer(port, "SIG_IGN"));
+    let mut dies = Actor::spawn(&sigpipe_writer(port, "SIG_DFL"));
+    for a in [&mut ignores, &mut dies] {
+        a.read("local");
+        let (peer, _) = listener.accept().unwrap();
+        reset(peer);
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    ignores.go();
+    dies.go();
+    assert_eq!(ignores.read("err"), "32");
+    let (ipid, dpid) = (ignores.pid(), dies.pid());
+    assert!(ignores.wait().success());
+    let status = dies.wait();
+    use std::os::unix::process::ExitStatusExt as _;
+    assert_eq!(status.signal(), Some(libc::SIGPIPE), "{status:?}");
+
+    let sig = nw.wait_json("ignored SIGPIPE", |v| {
+        v["kind"] == "signal" && v["pid"] == ipid
+    });
+    assert_eq!(
+        (sig["signal"].as_str(), sig["fate"].as_str()),
+        (Some("SIGPIPE"), Some("ignored"))
+    );
+    let exit = nw.wait_json("the ignoring process's exit", |v| {
+        v["kind"] == "exit" && v["pid"] == ipid
+    });
+    assert_eq!(exit["status"], "exit 0");
+
+    let sig = nw.wait_json("fatal SIGPIPE", |v| {
+        v["kind"] == "signal" && v["pid"] == dpid
+    });
+    assert_eq!(sig["fate"], "fatal");
+    nw.wait_json("the EPIPE before it", |v| {
+        v["kind"] == "send" && v["pid"] == dpid && v["error"] == "EPIPE"
+    });
+    let exit = nw.wait_json("the SIGPIPE death", |v| {
+        v["kind"] == "exit" && v["pid"] == dpid
+    });
+    assert_eq!(exit["status"], "killed by SIGPIPE");
+    assert_eq!(exit["signal"], "SIGPIPE");
+    nw.finish();
+}
+
+#[test]
+fn exit_status_is_reported_once_per_thread_group() {
+    require_root();
+    let mut three = Actor::spawn("go()\nos._exit(3)");
+    let mut killed = Actor::spawn("go()\ntime.sleep(30)");
+    let mut zero = Actor::spawn(
+        r#"
+import threading
+go()
+ts = [threading.Thread(target=time.sleep, args=(0.05,)) for _ in range(4)]
+for t in ts: t.start()
+for t in ts: t.join()
+"#,
+    );
+    let pids = [three.pid(), killed.pid(), zero.pid()];
+    let args: Vec<String> = pids
+        .iter()
+        .flat_map(|p| ["-p".to_owned(), p.to_string()])
+        .collect();
+    let mut nw = Netwatch::start(
+        &["-j"]
+            .into_iter()
+            .chain(args.iter().map(String::as_str))
+            .collect::<Vec<_>>(),
+    );
+    three.go();
+    killed.go();
+    zero.go();
+    assert_eq!(three.wait().code(), Some(3));
+    // SAFETY: kill(2) on a process this test started.
+    unsafe { libc::kill(pids[1] as i32, libc::SIGKILL) };
+    killed.wait();
+    assert!(zero.wait().success());
+
+    for (pid, status) in pids.iter().zip(["exit 3", "killed by SIGKILL", "exit 0"]) {
+        let v = nw.wait_json(status, |v| v["kind"] == "exit" && v["pid"] == *pid);
+        assert_eq!(v["status"], status);
+    }
+    nw.settle(Duration::from_millis(200));
+    for pid in pids {
+        let n = nw
+            .json_seen()
+            .iter()
+            .filter(|v| v["kind"] == "exit" && v["pid"] == pid)
+            .count();
+        assert_eq!(n, 1, "pid {pid}: one exit per process, not per thread");
+    }
+    nw.finish();
+}
+
+/// Holds a loopback port, and on `go` forks a child that binds it (EADDRINUSE).
+const FORKS_A_FAILING_CHILD: &str = r#"
+hold = socket.socket(); hold.bind(("127.0.0.1", 0)); hold.listen()
+port = hold.getsockname()[1]
+go()
+child = os.fork()
+if child == 0:
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        pass
+    os._exit(0)
+say(child=child)
+os.waitpid(child, 0)
+"#;
+
+#[test]
+fn pid_filter_follows_children_forked_after_start() {
+    require_root();
+    let mut parent = Actor::spawn(FORKS_A_FAILING_CHILD);
+    let mut nw = Netwatch::start(&["-j", "-p", &parent.pid().to_string()]);
+    parent.go();
+    let child: u32 = parent.read("child").parse().unwrap();
+    assert!(parent.wait().success());
+    let v = nw.wait_json("the child's EADDRINUSE", |v| {
+        v["kind"] == "bind" && v["pid"] == child
+    });
+    assert_eq!(v["error"], "EADDRINUSE");
+    nw.finish();
+}
+
+#[test]
+fn command_mode_sees_early_errors_and_returns_the_command_status() {
+    require_root();
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port();
+    // The failing bind is the first thing the command does.
+    let script = format!(
+        "import socket, sys\ns = socket.socket()\ntry:\n    s.bind(('127.0.0.1', {port}))\nexcept OSError:\n    sys.exit(7)"
+    );
+    let (status, out, err) = run(&["-j", "--", "python3", "-c", &script], &[]);
+    assert_eq!(status.code(), Some(7), "CMD's status; stderr: {err}");
+    let events: Vec<Value> = out
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let bind = events
+        .iter()
+        .find(|v| v["kind"] == "bind" && v["addr"]["port"] == port)
+        .unwrap_or_else(|| panic!("no bind event in {out}"));
+    assert_eq!(bind["error"], "EADDRINUSE");
+    assert_eq!(bind["comm"], "python3");
+    let exit = events
+        .iter()
+        .find(|v| v["kind"] == "exit" && v["pid"] == bind["pid"]);
+    assert_eq!(
+        exit.map(|v| v["status"].clone()),
+        Some("exit 7".into()),
+        "{out}"
+    );
+
+    let (status, _, err) = run(&["--", "sh", "-c", "kill -KILL $$"], &[]);
+    assert_eq!(status.code(), Some(128 + 9), "{err}");
+}
+
+#[test]
+fn command_that_cannot_start_exits_127_or_126() {
+    require_root();
+    let (status, _, err) = run(&["--", "/nonexistent/netwatch-test-cmd"], &[]);
+    assert_eq!(status.code(), Some(127), "{err}");
+    assert!(
+        err.contains("netwatch: /nonexistent/netwatch-test-cmd: command not found"),
         "{err}"
     );
-    assert!(err.starts_with("netwatch: "), "{err}");
+    // A file without execute permission.
+    let path = std::env::temp_dir().join(format!("netwatch-test-noexec-{}", std::process::id()));
+    fs::write(&path, "#!/bin/sh\nexit 0\n").unwrap();
+    let (status, _, err) = run(&["--", path.to_str().unwrap()], &[]);
+    fs::remove_file(&path).unwrap();
+    assert_eq!(status.code(), Some(126), "{err}");
+    assert!(err.contains("permission denied (not executable)"), "{err}");
+}
+
+#[test]
+fn errors_of_a_non_main_thread_belong_to_the_process_with_the_thread_id() {
+    require_root();
+    let mut nw = Netwatch::start(&["-j"]);
+    let mut actor = Actor::spawn(
+        r#"
+import threading
+hold = socket.socket(); hold.bind(("127.0.0.1", 0)); hold.listen()
+go()
+def work():
+    say(tid=threading.get_native_id())
+    s = socket.socket()
+    try:
+        s.bind(hold.getsockname())
+    except OSError as e:
+        say(err=e.errno)
+t = threading.Thread(target=work); t.start(); t.join()
+"#,
+    );
+    actor.go();
+    let tid: u32 = actor.read("tid").parse().unwrap();
+    assert_eq!(actor.read("err"), "98");
+    let pid = actor.pid();
+    assert_ne!(tid, pid);
+    assert!(actor.wait().success());
+    let v = nw.wait_json("the thread's bind", |v| {
+        v["kind"] == "bind" && v["tid"] == tid
+    });
+    assert_eq!(v["pid"], pid);
+    nw.finish();
 }

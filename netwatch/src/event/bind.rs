@@ -79,7 +79,9 @@ mod tests {
             ..Default::default()
         };
         a.addr = Ipv6Addr::LOCALHOST.octets();
-        let Body::Bind(b) = decode(&record(a, 99)).unwrap().body;
+        let Body::Bind(b) = decode(&record(a, 99)).unwrap().body else {
+            panic!()
+        };
         assert_eq!(b.addr, Addr::Inet((Ipv6Addr::LOCALHOST, 443).into()));
         assert_eq!(b.addr.to_string(), "[::1]:443");
 
@@ -87,10 +89,14 @@ mod tests {
             family: 17,
             ..Default::default()
         };
-        let Body::Bind(b) = decode(&record(a, 22)).unwrap().body;
+        let Body::Bind(b) = decode(&record(a, 22)).unwrap().body else {
+            panic!()
+        };
         assert_eq!(b.addr, Addr::Other { family: 17 });
 
-        let Body::Bind(b) = decode(&record(SockAddr::default(), 14)).unwrap().body;
+        let Body::Bind(b) = decode(&record(SockAddr::default(), 14)).unwrap().body else {
+            panic!()
+        };
         assert_eq!(b.addr, Addr::Unknown);
     }
 

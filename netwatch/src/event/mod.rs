@@ -7,6 +7,13 @@
 //! and an unknown kind is an error, never a guess.
 
 pub mod bind;
+pub mod connect;
+pub mod listen;
+pub mod process;
+pub mod reset;
+pub mod signal;
+pub mod sock;
+pub mod sockio;
 
 use std::fmt;
 
@@ -26,6 +33,12 @@ pub enum DecodeError {
         len: usize,
         need: usize,
     },
+    #[error("{kind:?} record has an invalid {field}: {value}")]
+    BadField {
+        kind: EventKind,
+        field: &'static str,
+        value: u64,
+    },
 }
 
 /// One decoded event.
@@ -42,13 +55,42 @@ pub struct Event {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Body {
     Bind(bind::Bind),
+    Connect(connect::Connect),
+    SockIo(sockio::SockIo),
+    Listen(listen::Listen),
+    Reset(reset::Reset),
+    Signal(signal::Signal),
+    Exit(process::Exit),
+    Fork(process::Fork),
+    Exec(process::Exec),
 }
 
 impl Event {
-    /// The source's name, as used in JSON (`"kind"`) and in module names.
+    /// The event's name in JSON (`"kind"`): the source, with the socket I/O source
+    /// split into its two families.
     pub fn kind_name(&self) -> &'static str {
-        match self.body {
+        match &self.body {
             Body::Bind(_) => "bind",
+            Body::Connect(_) => "connect",
+            Body::SockIo(io) if io.syscall.is_send() => "send",
+            Body::SockIo(_) => "recv",
+            Body::Listen(_) => "listen",
+            Body::Reset(_) => "reset",
+            Body::Signal(_) => "signal",
+            Body::Exit(_) => "exit",
+            Body::Fork(_) => "fork",
+            Body::Exec(_) => "exec",
+        }
+    }
+
+    /// Whether the event is a failure (or a fact about one: resets, signals) rather
+    /// than bookkeeping (successful calls, fork, exec, exit).
+    pub fn is_failure(&self) -> bool {
+        match &self.body {
+            Body::Bind(b) => b.errno != 0,
+            Body::Connect(c) => c.errno != 0,
+            Body::SockIo(_) | Body::Reset(_) | Body::Signal(_) => true,
+            Body::Listen(_) | Body::Exit(_) | Body::Fork(_) | Body::Exec(_) => false,
         }
     }
 }
@@ -91,6 +133,14 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         EventKind::from_u32(header.kind).ok_or(DecodeError::UnknownKind { kind: header.kind })?;
     let body = match kind {
         EventKind::Bind => Body::Bind(bind::decode(bytes)?),
+        EventKind::Connect => Body::Connect(connect::decode(bytes)?),
+        EventKind::SockIo => Body::SockIo(sockio::decode(bytes)?),
+        EventKind::Listen => Body::Listen(listen::decode(bytes)?),
+        EventKind::Reset => Body::Reset(reset::decode(bytes)?),
+        EventKind::Signal => Body::Signal(signal::decode(bytes)?),
+        EventKind::Exit => Body::Exit(process::decode_exit(bytes)?),
+        EventKind::Fork => Body::Fork(process::decode_fork(bytes)?),
+        EventKind::Exec => Body::Exec(process::decode_exec(bytes)?),
     };
     Ok(Event {
         ktime_ns: header.ktime_ns,

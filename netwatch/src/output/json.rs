@@ -7,31 +7,72 @@ use serde::Serialize;
 use super::errno_label;
 use crate::{
     clock::{self, Clock},
-    event::{Addr, Body, Event},
+    event::{
+        Addr, Body, Event,
+        reset::Direction,
+        signal,
+        sock::{Sock, TcpState},
+    },
 };
 
 #[derive(Serialize)]
-struct Record {
+struct Record<'a> {
     kind: &'static str,
     time: String,
     ts_ns: u64,
-    pid: u32,
-    tid: u32,
-    comm: String,
+    /// null when unknown (a reset on a socket no process was seen using).
+    pid: Option<u32>,
+    tid: Option<u32>,
+    comm: Option<String>,
     #[serde(flatten)]
-    body: JsonBody,
+    body: JsonBody<'a>,
 }
 
 #[derive(Serialize)]
 #[serde(untagged)]
-enum JsonBody {
+enum JsonBody<'a> {
     Syscall {
         syscall: &'static str,
         errno: i32,
         error: String,
-        fd: i32,
-        addr: JsonAddr,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        fd: Option<i32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        addr: Option<JsonAddr>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sock: Option<JsonSock>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        after_einprogress: Option<bool>,
     },
+    Reset {
+        direction: &'static str,
+        local: JsonAddr,
+        remote: JsonAddr,
+        state: Option<String>,
+        reason: Option<String>,
+        owner_known: bool,
+    },
+    Signal {
+        signal: String,
+        signo: i32,
+        target_tid: i32,
+        target_comm: String,
+        fate: &'static str,
+    },
+    Exit {
+        status: String,
+        exit_code: Option<i32>,
+        signal: Option<String>,
+        core_dumped: bool,
+    },
+    Fork {
+        child_pid: u32,
+    },
+    Exec {
+        old_tid: u32,
+    },
+    #[expect(dead_code, reason = "keeps the lifetime for future borrowed fields")]
+    Never(&'a ()),
 }
 
 #[derive(Serialize)]
@@ -57,31 +98,135 @@ impl From<&Addr> for JsonAddr {
     }
 }
 
+#[derive(Serialize)]
+pub struct JsonSock {
+    /// "tcp", "udp", "unix", ...; "none" for a pipe or file, "unknown" when unresolved.
+    proto: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    local: Option<JsonAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remote: Option<JsonAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: Option<String>,
+    /// bind(2) chose the local port before this call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    port_bound: Option<bool>,
+}
+
+impl From<&Sock> for JsonSock {
+    fn from(s: &Sock) -> Self {
+        match s {
+            Sock::Socket(s) => Self {
+                proto: s.proto.name(),
+                local: Some((&s.local).into()),
+                remote: Some((&s.remote).into()),
+                state: Some(s.state.name()),
+                port_bound: Some(s.port_bound),
+            },
+            Sock::NotASocket => Self {
+                proto: "none".into(),
+                local: None,
+                remote: None,
+                state: None,
+                port_bound: None,
+            },
+            Sock::Unknown => Self {
+                proto: "unknown".into(),
+                local: None,
+                remote: None,
+                state: None,
+                port_bound: None,
+            },
+        }
+    }
+}
+
 fn line(out: &mut impl Write, value: &impl Serialize) -> io::Result<()> {
     serde_json::to_writer(&mut *out, value).map_err(io::Error::from)?;
     out.write_all(b"\n")
 }
 
-pub fn event(out: &mut impl Write, clock: &Clock, ev: &Event) -> io::Result<()> {
-    let body = match &ev.body {
-        Body::Bind(b) => JsonBody::Syscall {
-            syscall: "bind",
-            errno: b.errno,
-            error: errno_label(b.errno),
-            fd: b.fd,
-            addr: (&b.addr).into(),
+fn body(ev: &Event) -> JsonBody<'_> {
+    let syscall =
+        |syscall, errno, fd, addr: Option<&Addr>, sock: Option<&Sock>, after| JsonBody::Syscall {
+            syscall,
+            errno,
+            error: errno_label(errno),
+            fd,
+            addr: addr.map(Into::into),
+            sock: sock.map(Into::into),
+            after_einprogress: after,
+        };
+    match &ev.body {
+        Body::Bind(b) => syscall("bind", b.errno, Some(b.fd), Some(&b.addr), None, None),
+        Body::Connect(c) => syscall(
+            "connect",
+            c.errno,
+            c.fd,
+            Some(&c.addr),
+            Some(&c.sock),
+            Some(c.is_async()),
+        ),
+        Body::SockIo(io) => syscall(
+            io.syscall.name(),
+            io.errno,
+            Some(io.fd),
+            None,
+            Some(&io.sock),
+            None,
+        ),
+        Body::Listen(l) => syscall("listen", 0, Some(l.fd), None, Some(&l.sock), None),
+        Body::Reset(r) => JsonBody::Reset {
+            direction: match r.direction {
+                Direction::Received => "received",
+                Direction::Sent => "sent",
+            },
+            local: (&r.local).into(),
+            remote: (&r.remote).into(),
+            state: r.state.map(TcpState::name),
+            reason: r.reason_name(),
+            owner_known: r.owner_known,
         },
-    };
+        Body::Signal(s) => JsonBody::Signal {
+            signal: signal::name(s.sig),
+            signo: s.sig,
+            target_tid: s.target_tid,
+            target_comm: s.target_comm.to_string(),
+            fate: s.fate.name(),
+        },
+        Body::Exit(e) => {
+            use crate::event::process::ExitStatus;
+            let (exit_code, sig, core) = match e.status {
+                ExitStatus::Exited(c) => (Some(c), None, false),
+                ExitStatus::Killed { signal: s, core } => (None, Some(signal::name(s)), core),
+                ExitStatus::Unknown => (None, None, false),
+            };
+            JsonBody::Exit {
+                status: e.status.to_string(),
+                exit_code,
+                signal: sig,
+                core_dumped: core,
+            }
+        }
+        Body::Fork(f) => JsonBody::Fork {
+            child_pid: f.child_pid,
+        },
+        Body::Exec(x) => JsonBody::Exec { old_tid: x.old_tid },
+    }
+}
+
+pub fn event(out: &mut impl Write, clock: &Clock, ev: &Event) -> io::Result<()> {
+    let unknown = ev.pid == 0 && !matches!(ev.body, Body::Exit(_));
     line(
         out,
         &Record {
             kind: ev.kind_name(),
             time: clock::rfc3339(clock.wall_ns(ev.ktime_ns)),
             ts_ns: ev.ktime_ns,
-            pid: ev.pid,
-            tid: ev.tid,
-            comm: ev.comm.to_string(),
-            body,
+            pid: (!unknown).then_some(ev.pid),
+            tid: (!unknown).then_some(ev.tid),
+            comm: (!unknown).then(|| ev.comm.to_string()),
+            body: body(ev),
         },
     )
 }
@@ -115,13 +260,21 @@ pub fn lost(
 
 #[cfg(test)]
 mod tests {
-    use std::net::Ipv6Addr;
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
+    use netwatch_common::Syscall;
     use serde_json::Value;
 
     use crate::{
         clock::Clock,
-        event::{Addr, Body, Comm, Event, bind::Bind},
+        event::{
+            Addr, Body, Comm, Event,
+            bind::Bind,
+            process::{Exit, ExitStatus},
+            reset::{Direction, Reset},
+            sock::{Proto, Sock, Socket, TcpState},
+            sockio::SockIo,
+        },
         output::{Format, Printer},
     };
 
@@ -133,25 +286,29 @@ mod tests {
         serde_json::from_str(&out).unwrap()
     }
 
-    #[test]
-    fn bind_event_has_every_field_named() {
-        let v = print(&Event {
+    fn ev(body: Body) -> Event {
+        Event {
             ktime_ns: 1_500_000_000,
             pid: 10,
             tid: 11,
             comm: Comm::from_raw(b"a\"b\n\xff"),
-            body: Body::Bind(Bind {
-                errno: 99,
-                fd: 7,
-                addr: Addr::Inet((Ipv6Addr::LOCALHOST, 8080).into()),
-            }),
-        });
+            body,
+        }
+    }
+
+    #[test]
+    fn bind_event_has_every_field_named() {
+        let v = print(&ev(Body::Bind(Bind {
+            errno: 99,
+            fd: 7,
+            addr: Addr::Inet((Ipv6Addr::LOCALHOST, 8080).into()),
+        })));
         assert_eq!(v["kind"], "bind");
         assert_eq!(v["syscall"], "bind");
         assert_eq!(v["time"], "1970-01-01T00:00:01.500000000Z");
         assert_eq!(v["ts_ns"], 1_500_000_000u64);
         assert_eq!((v["pid"].as_u64(), v["tid"].as_u64()), (Some(10), Some(11)));
-        assert_eq!(v["comm"], "a\"b\\x0a\\xff");
+        assert_eq!(v["comm"], r#"a"b\x0a\xff"#);
         assert_eq!(v["errno"], 99);
         assert_eq!(v["error"], "EADDRNOTAVAIL");
         assert_eq!(v["fd"], 7);
@@ -162,18 +319,83 @@ mod tests {
 
     #[test]
     fn unreadable_address_has_only_a_family() {
-        let v = print(&Event {
-            ktime_ns: 0,
-            pid: 1,
-            tid: 1,
-            comm: Comm::default(),
-            body: Body::Bind(Bind {
-                errno: 14,
-                fd: 3,
-                addr: Addr::Unknown,
-            }),
-        });
+        let v = print(&ev(Body::Bind(Bind {
+            errno: 14,
+            fd: 3,
+            addr: Addr::Unknown,
+        })));
         assert_eq!(v["error"], "EFAULT");
         assert_eq!(v["addr"], serde_json::json!({"family": "unknown"}));
+    }
+
+    #[test]
+    fn send_error_names_the_family_and_endpoints() {
+        let sock = Sock::Socket(Socket {
+            sk: 1,
+            proto: Proto::Tcp,
+            local: Addr::Inet((Ipv4Addr::LOCALHOST, 8000).into()),
+            remote: Addr::Inet((Ipv4Addr::LOCALHOST, 51234).into()),
+            state: TcpState(7),
+            port_bound: false,
+        });
+        let v = print(&ev(Body::SockIo(SockIo {
+            syscall: Syscall::Sendfile64,
+            errno: 32,
+            fd: 5,
+            sock,
+        })));
+        assert_eq!(v["kind"], "send");
+        assert_eq!(v["syscall"], "sendfile64");
+        assert_eq!(v["error"], "EPIPE");
+        assert_eq!(v["sock"]["proto"], "tcp");
+        assert_eq!(v["sock"]["local"]["port"], 8000);
+        assert_eq!(v["sock"]["remote"]["port"], 51234);
+        assert_eq!(v["sock"]["state"], "CLOSE");
+        let v = print(&ev(Body::SockIo(SockIo {
+            syscall: Syscall::Read,
+            errno: 104,
+            fd: 5,
+            sock: Sock::Unknown,
+        })));
+        assert_eq!(v["kind"], "recv");
+        assert_eq!(v["sock"]["proto"], "unknown");
+    }
+
+    #[test]
+    fn reset_with_unknown_owner_has_null_pid() {
+        let mut e = ev(Body::Reset(Reset {
+            direction: Direction::Sent,
+            sk: 0,
+            local: Addr::Inet((Ipv4Addr::LOCALHOST, 1).into()),
+            remote: Addr::Inet((Ipv4Addr::LOCALHOST, 2).into()),
+            state: None,
+            reason: Some(1),
+            owner_known: false,
+        }));
+        e.pid = 0;
+        e.tid = 0;
+        let v = print(&e);
+        assert_eq!(v["kind"], "reset");
+        assert!(v["pid"].is_null() && v["comm"].is_null());
+        assert_eq!(v["direction"], "sent");
+        // Names come from the kernel's BTF at start-up; without them, the number.
+        assert_eq!(v["reason"], "1");
+    }
+
+    #[test]
+    fn exit_statuses() {
+        let v = print(&ev(Body::Exit(Exit {
+            status: ExitStatus::Killed {
+                signal: 13,
+                core: false,
+            },
+        })));
+        assert_eq!(v["status"], "killed by SIGPIPE");
+        assert_eq!(v["signal"], "SIGPIPE");
+        assert!(v["exit_code"].is_null());
+        let v = print(&ev(Body::Exit(Exit {
+            status: ExitStatus::Exited(3),
+        })));
+        assert_eq!(v["exit_code"], 3);
     }
 }

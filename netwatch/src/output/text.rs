@@ -6,7 +6,12 @@ use std::io::{self, Write};
 use super::errno_label;
 use crate::{
     clock::{self, Clock},
-    event::{Body, Event},
+    event::{
+        Addr, Body, Event,
+        reset::Direction,
+        signal,
+        sock::{Proto, Sock},
+    },
 };
 
 pub fn header(out: &mut impl Write) -> io::Result<()> {
@@ -19,16 +24,77 @@ pub fn header(out: &mut impl Write) -> io::Result<()> {
 
 pub fn event(out: &mut impl Write, clock: &Clock, ev: &Event) -> io::Result<()> {
     let time = clock::hms(clock.wall_ns(ev.ktime_ns));
-    let (syscall, errno, detail) = match &ev.body {
-        Body::Bind(b) => ("bind", errno_label(b.errno), b.addr.to_string()),
+    let (what, errno, detail) = describe(ev);
+    // Resets and asynchronous errors with no known owner: no pid rather than a wrong one.
+    let (pid, tid, comm) = if ev.pid == 0 && !matches!(ev.body, Body::Exit(_)) {
+        ("-".to_owned(), "-".to_owned(), "?".to_owned())
+    } else {
+        (ev.pid.to_string(), ev.tid.to_string(), ev.comm.to_string())
     };
     writeln!(
         out,
-        "{time:<8} {:>7} {:>7} {:<16} {syscall:<8} {errno:<13} {detail}",
-        ev.pid,
-        ev.tid,
-        ev.comm.to_string()
+        "{time:<8} {pid:>7} {tid:>7} {comm:<16} {what:<8} {errno:<13} {detail}"
     )
+}
+
+/// `local -> remote` with the protocol, for a socket the event happened on.
+fn endpoints(sock: &Sock) -> String {
+    match sock {
+        Sock::Socket(s) if s.proto == Proto::Unix => "unix socket".into(),
+        Sock::Socket(s) => format!("{} {} -> {}", s.proto.name(), s.local, s.remote),
+        Sock::NotASocket => "not a socket (pipe or file)".into(),
+        Sock::Unknown => "socket ?".into(),
+    }
+}
+
+/// The SYSCALL, ERRNO and DETAIL columns.
+pub fn describe(ev: &Event) -> (String, String, String) {
+    match &ev.body {
+        Body::Bind(b) => ("bind".into(), errno_label(b.errno), b.addr.to_string()),
+        Body::Connect(c) => {
+            let mut detail = match c.sock.socket() {
+                Some(s) if s.local.port() != Some(0) && s.local != Addr::Unknown => {
+                    format!("{} -> {}", s.local, c.addr)
+                }
+                _ => format!("-> {}", c.addr),
+            };
+            if c.sock.socket().is_some_and(|s| s.port_bound) {
+                detail.push_str(" (source port bound)");
+            }
+            if c.is_async() {
+                detail.push_str(" (after EINPROGRESS)");
+            }
+            ("connect".into(), errno_label(c.errno), detail)
+        }
+        Body::SockIo(io) => (
+            io.syscall.name().into(),
+            errno_label(io.errno),
+            format!("fd {} {}", io.fd, endpoints(&io.sock)),
+        ),
+        Body::Listen(l) => (
+            "listen".into(),
+            "OK".into(),
+            format!("fd {} {}", l.fd, endpoints(&l.sock)),
+        ),
+        Body::Reset(r) => {
+            let (dir, arrow) = match r.direction {
+                Direction::Received => ("received", "<-"),
+                Direction::Sent => ("sent", "->"),
+            };
+            let mut detail = format!("{dir} {} {arrow} {}", r.local, r.remote);
+            if let Some(state) = r.state {
+                detail.push_str(&format!(" {}", state.name()));
+            }
+            if let Some(reason) = r.reason_name() {
+                detail.push_str(&format!(" reason {reason}"));
+            }
+            ("tcp-rst".into(), "-".into(), detail)
+        }
+        Body::Signal(s) => ("signal".into(), signal::name(s.sig), s.fate.name().into()),
+        Body::Exit(e) => ("exit".into(), "-".into(), e.status.to_string()),
+        Body::Fork(f) => ("fork".into(), "-".into(), format!("child {}", f.child_pid)),
+        Body::Exec(_) => ("exec".into(), "-".into(), String::new()),
+    }
 }
 
 pub fn lost(

@@ -30,8 +30,14 @@ pub struct Netwatch {
 impl Netwatch {
     /// Start netwatch with `args` and wait for its ready line.
     pub fn start(args: &[&str]) -> Self {
+        Self::start_with_env(args, &[])
+    }
+
+    /// Start netwatch with `args` and extra environment, and wait for its ready line.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(NETWATCH)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -155,6 +161,15 @@ impl Netwatch {
     pub fn stop(self) -> (ExitStatus, Vec<String>, String) {
         self.stop_with(libc::SIGINT)
     }
+
+    /// Stop with Ctrl-C and check that netwatch exits 0.
+    pub fn finish(self) {
+        let (status, _, stderr) = self.stop();
+        assert!(
+            status.success(),
+            "netwatch exited with {status:?}; stderr:\n{stderr}"
+        );
+    }
 }
 
 impl Drop for Netwatch {
@@ -237,7 +252,18 @@ say(pid=os.getpid())
 
 impl Actor {
     pub fn spawn(script: &str) -> Self {
-        let mut child = Command::new("python3")
+        Self::spawn_in(&[], script)
+    }
+
+    /// Run the script under `prefix` (e.g. `ip netns exec NS`), which must exec
+    /// python3 in place so that the pid is python's.
+    pub fn spawn_in(prefix: &[&str], script: &str) -> Self {
+        let (program, args) = match prefix {
+            [] => ("python3", Vec::new()),
+            [p, rest @ ..] => (*p, rest.iter().copied().chain(["python3"]).collect()),
+        };
+        let mut child = Command::new(program)
+            .args(args)
             .arg("-c")
             .arg(format!("{PRELUDE}\n{script}"))
             .stdin(Stdio::piped())
@@ -249,7 +275,7 @@ impl Actor {
         let out = BufReader::new(child.stdout.take().unwrap());
         let mut a = Self { child, stdin, out };
         let pid: u32 = a.read("pid").parse().unwrap();
-        assert_eq!(pid, a.child.id());
+        assert_eq!(pid, a.child.id(), "the prefix must exec python3 in place");
         a
     }
 

@@ -1,0 +1,133 @@
+//! `connect(2)`: failures from `syscalls:sys_exit_connect`, and failures of
+//! non-blocking connects that arrive later on the socket (`inet_sk_error_report`).
+
+use aya_ebpf::{
+    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid},
+    macros::{btf_tracepoint, tracepoint},
+    programs::{BtfTracePointContext, TracePointContext},
+};
+use netwatch_common::{
+    EventKind,
+    connect::{CONNECT_ERROR_REPORT, CONNECT_SYSCALL, ConnectEvent},
+};
+
+use crate::{
+    emit, kernel,
+    maps::{self, CONFIG, CONNECTING, PENDING_ERR, owner, set_owner},
+    regs::{self, SyscallArgs},
+    sockaddr,
+};
+
+const EINTR: i64 = 4;
+const EAGAIN: i64 = 11;
+const EALREADY: i64 = 114;
+const EINPROGRESS: i64 = 115;
+const ENETDOWN: i32 = 100;
+const ENETUNREACH: i32 = 101;
+const ETIMEDOUT: i32 = 110;
+const ECONNREFUSED: i32 = 111;
+const EHOSTDOWN: i32 = 112;
+const EHOSTUNREACH: i32 = 113;
+
+#[tracepoint(category = "syscalls", name = "sys_exit_connect")]
+pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
+    try_sys_exit_connect(&ctx);
+    0
+}
+
+#[inline(always)]
+fn try_sys_exit_connect(ctx: &TracePointContext) -> Option<()> {
+    let ret = regs::sys_exit_ret(ctx);
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if !maps::watched((pid_tgid >> 32) as u32) {
+        return None;
+    }
+    let args = SyscallArgs::current()?;
+    // connect(int fd, const struct sockaddr *addr, socklen_t addrlen)
+    let fd = args.arg(0) as i32;
+    let what = kernel::fd_lookup(fd);
+    let comm = bpf_get_current_comm().unwrap_or([0; 16]);
+    let sk = match what {
+        kernel::Fd::Socket(sk) => sk,
+        _ => 0,
+    };
+    // Every connect attempt names the socket's owner, for resets and later errors.
+    set_owner(sk, pid_tgid, comm);
+    // An error already reported on this socket (see PENDING_ERR).
+    // SAFETY: the value is copied out at once.
+    let pending = unsafe { PENDING_ERR.get(&sk) }.copied();
+    if pending.is_some() {
+        let _ = PENDING_ERR.remove(&sk);
+    }
+    let (errno, origin) = match (-ret, pending) {
+        (EINPROGRESS, Some(err)) => (err, CONNECT_ERROR_REPORT),
+        (EINPROGRESS, None) => {
+            if sk != 0 {
+                let _ = CONNECTING.insert(&sk, &1, 0);
+            }
+            return None;
+        }
+        // Not failures: still in progress, or interrupted.
+        (EALREADY | EAGAIN | EINTR, _) => return None,
+        (0, _) if CONFIG.load().verbose == 0 => return None,
+        (e, _) => (e as i32, CONNECT_SYSCALL),
+    };
+    let mut slot = emit::reserve::<ConnectEvent>(EventKind::Connect)?;
+    let ev = slot.zeroed();
+    ev.header = emit::header(EventKind::Connect, pid_tgid);
+    ev.errno = errno;
+    ev.fd = fd;
+    ev.origin = origin;
+    kernel::fill_fd(&what, &mut ev.sock);
+    sockaddr::read_user(args.arg(1), args.arg(2), &mut ev.addr);
+    slot.submit();
+    Some(())
+}
+
+/// `inet_sk_error_report(const struct sock *sk)`: an error was set on an inet socket
+/// (ECONNREFUSED for a refused non-blocking connect, ETIMEDOUT, EHOSTUNREACH...).
+/// Runs in softirq context: the process is the socket's owner, if one was seen.
+#[btf_tracepoint(function = "inet_sk_error_report")]
+pub fn inet_sk_error_report(ctx: BtfTracePointContext) -> u32 {
+    try_inet_sk_error_report(&ctx);
+    0
+}
+
+#[inline(always)]
+fn try_inet_sk_error_report(ctx: &BtfTracePointContext) -> Option<()> {
+    let sk: u64 = ctx.arg(0);
+    let k = kernel::offsets()?;
+    let err: i32 = kernel::read(sk, k.sk_err)?;
+    // Errors a connect in progress can end with (net/ipv4/tcp_input.c tcp_reset,
+    // tcp_timer.c, tcp_ipv4.c tcp_v4_err). Resets and EPIPE on an established
+    // connection are the reset and send sources' to report.
+    if !matches!(
+        err,
+        ECONNREFUSED | ETIMEDOUT | EHOSTUNREACH | ENETUNREACH | EHOSTDOWN | ENETDOWN
+    ) {
+        return None;
+    }
+    // SAFETY: presence test only.
+    if unsafe { CONNECTING.get(&sk) }.is_none() {
+        // connect(2) has not returned yet (or the socket was never connecting):
+        // leave the error for sys_exit_connect.
+        let _ = PENDING_ERR.insert(&sk, &err, 0);
+        return None;
+    }
+    let _ = CONNECTING.remove(&sk);
+    let owner = owner(sk);
+    let (tgid, tid, comm) = owner.map_or((0, 0, [0; 16]), |o| (o.tgid, o.tid, o.comm));
+    if CONFIG.load().filter_pids != 0 && (tgid == 0 || !maps::watched(tgid)) {
+        return None;
+    }
+    let mut slot = emit::reserve::<ConnectEvent>(EventKind::Connect)?;
+    let ev = slot.zeroed();
+    ev.header = emit::header_for(EventKind::Connect, tgid, tid, comm);
+    ev.errno = err;
+    ev.fd = -1;
+    ev.origin = CONNECT_ERROR_REPORT;
+    kernel::fill_sock(sk, &mut ev.sock);
+    ev.addr = ev.sock.remote;
+    slot.submit();
+    Some(())
+}

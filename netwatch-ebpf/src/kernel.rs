@@ -1,0 +1,143 @@
+//! Reading kernel structures at the offsets the loader found in BTF: the current
+//! task's fd table, a socket's addresses and state, a task's signal handlers.
+
+use aya_ebpf::helpers::{bpf_probe_read_kernel, generated::bpf_get_current_task};
+use netwatch_common::{
+    AF_INET, AF_INET6, AF_UNIX, KernelOffsets, SOCK_NOT_A_SOCKET, SOCK_RESOLVED, SockInfo,
+};
+
+use crate::maps::KERNEL_OFFSETS;
+
+const S_IFMT: u16 = 0o170000;
+const S_IFSOCK: u16 = 0o140000;
+
+#[inline(always)]
+pub fn offsets() -> Option<KernelOffsets> {
+    let k = KERNEL_OFFSETS.load();
+    if k.valid == 0 { None } else { Some(k) }
+}
+
+/// Read a `T` at `base + off` in kernel memory.
+#[inline(always)]
+pub fn read<T>(base: u64, off: u32) -> Option<T> {
+    // SAFETY: bpf_probe_read_kernel checks the address.
+    unsafe { bpf_probe_read_kernel((base + off as u64) as *const T) }.ok()
+}
+
+#[inline(always)]
+pub fn current_task() -> u64 {
+    // SAFETY: helper without preconditions.
+    unsafe { bpf_get_current_task() }
+}
+
+/// What file descriptor `fd` of the current task is.
+pub enum Fd {
+    /// A socket: its `struct sock` address.
+    Socket(u64),
+    /// Open, but not a socket.
+    Other,
+    /// Not resolvable (closed, or BTF unavailable).
+    Unknown,
+}
+
+/// Follow task->files->fdt->fd[fd]->(inode, private_data)->sk.
+#[inline(always)]
+pub fn fd_lookup(fd: i32) -> Fd {
+    let Some(k) = offsets() else {
+        return Fd::Unknown;
+    };
+    fd_lookup_with(&k, fd).unwrap_or(Fd::Unknown)
+}
+
+#[inline(always)]
+fn fd_lookup_with(k: &KernelOffsets, fd: i32) -> Option<Fd> {
+    if fd < 0 {
+        return None;
+    }
+    let files: u64 = read(current_task(), k.task_files)?;
+    let fdt: u64 = read(files, k.files_fdt)?;
+    let max_fds: u32 = read(fdt, k.fdt_max_fds)?;
+    if fd as u32 >= max_fds {
+        return None;
+    }
+    let fds: u64 = read(fdt, k.fdt_fd)?;
+    let file: u64 = read(fds, fd as u32 * 8)?;
+    if file == 0 {
+        return None;
+    }
+    let inode: u64 = read(file, k.file_inode)?;
+    let mode: u16 = read(inode, k.inode_mode)?;
+    if mode & S_IFMT != S_IFSOCK {
+        return Some(Fd::Other);
+    }
+    let socket: u64 = read(file, k.file_private_data)?;
+    let sk: u64 = read(socket, k.socket_sk)?;
+    Some(if sk == 0 { Fd::Unknown } else { Fd::Socket(sk) })
+}
+
+/// Fill `info` (zeroed) for what `fd` is; flags say whether it resolved.
+#[inline(always)]
+pub fn fill_fd(fd: &Fd, info: &mut SockInfo) {
+    match *fd {
+        Fd::Socket(sk) => fill_sock(sk, info),
+        Fd::Other => info.flags = SOCK_NOT_A_SOCKET,
+        Fd::Unknown => {}
+    }
+}
+
+/// Fill `info` (zeroed) with the addresses, family, type, protocol and state of the
+/// `struct sock` at `sk`.
+#[inline(always)]
+pub fn fill_sock(sk: u64, info: &mut SockInfo) {
+    info.sk = sk;
+    let Some(k) = offsets() else { return };
+    let family: u16 = read(sk, k.sk_family).unwrap_or(0);
+    info.family = family;
+    info.state = read(sk, k.sk_state).unwrap_or(0);
+    info.sock_type = read(sk, k.sk_type).unwrap_or(0);
+    info.protocol = read(sk, k.sk_protocol).unwrap_or(0);
+    info.userlocks = read(sk, k.sk_userlocks).unwrap_or(0);
+    info.flags = SOCK_RESOLVED;
+    if family == AF_UNIX {
+        info.local.family = AF_UNIX;
+        info.remote.family = AF_UNIX;
+        return;
+    }
+    if family != AF_INET && family != AF_INET6 {
+        return;
+    }
+    // skc_num is the local port in host order, skc_dport the remote in network order.
+    let mut lport: u16 = read(sk, k.sk_num).unwrap_or(0);
+    if lport == 0 {
+        lport = u16::from_be(read(sk, k.inet_sport).unwrap_or(0));
+    }
+    let rport: u16 = read(sk, k.sk_dport).unwrap_or(0);
+    info.local.family = family;
+    info.local.port = lport;
+    info.remote.family = family;
+    info.remote.port = u16::from_be(rport);
+    if family == AF_INET {
+        let l: [u8; 4] = read(sk, k.sk_rcv_saddr).unwrap_or([0; 4]);
+        let r: [u8; 4] = read(sk, k.sk_daddr).unwrap_or([0; 4]);
+        info.local.addr[..4].copy_from_slice(&l);
+        info.remote.addr[..4].copy_from_slice(&r);
+    } else {
+        info.local.addr = read(sk, k.sk_v6_rcv_saddr).unwrap_or([0; 16]);
+        info.remote.addr = read(sk, k.sk_v6_daddr).unwrap_or([0; 16]);
+    }
+}
+
+/// The current task's handler for signal `sig` (0 = SIG_DFL, 1 = SIG_IGN).
+#[inline(always)]
+pub fn current_sig_handler(sig: i32) -> Option<u64> {
+    let k = offsets()?;
+    if !(1..=64).contains(&sig) {
+        return None;
+    }
+    let sighand: u64 = read(current_task(), k.task_sighand)?;
+    // action[sig - 1].sa.sa_handler, the first word of struct k_sigaction.
+    read(
+        sighand,
+        k.sighand_action + (sig as u32 - 1) * k.k_sigaction_size,
+    )
+}

@@ -1,0 +1,76 @@
+//! Successful `listen(2)` (queued: the daemon learns a bind was recovered) and
+//! `accept(2)`/`accept4(2)` (not queued: they only record the new socket's owner).
+
+use aya_ebpf::{
+    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid},
+    macros::tracepoint,
+    programs::TracePointContext,
+};
+use netwatch_common::{EventKind, Syscall, listen::ListenEvent};
+
+use crate::{
+    emit, kernel,
+    maps::{self, set_owner},
+    regs::{self, SyscallArgs},
+};
+
+#[tracepoint(category = "syscalls", name = "sys_exit_listen")]
+pub fn sys_exit_listen(ctx: TracePointContext) -> u32 {
+    try_sys_exit_listen(&ctx);
+    0
+}
+
+#[inline(always)]
+fn try_sys_exit_listen(ctx: &TracePointContext) -> Option<()> {
+    if regs::sys_exit_ret(ctx) != 0 {
+        return None;
+    }
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if !maps::watched((pid_tgid >> 32) as u32) {
+        return None;
+    }
+    // listen(int fd, int backlog)
+    let fd = SyscallArgs::current()?.arg(0) as i32;
+    let what = kernel::fd_lookup(fd);
+    let header = emit::header(EventKind::Listen, pid_tgid);
+    if let kernel::Fd::Socket(sk) = what {
+        set_owner(sk, pid_tgid, header.comm);
+    }
+    let mut slot = emit::reserve::<ListenEvent>(EventKind::Listen)?;
+    let ev = slot.zeroed();
+    ev.header = header;
+    ev.fd = fd;
+    ev.syscall = Syscall::Listen as u32;
+    kernel::fill_fd(&what, &mut ev.sock);
+    slot.submit();
+    Some(())
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_accept")]
+pub fn sys_exit_accept(ctx: TracePointContext) -> u32 {
+    accepted(&ctx);
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_accept4")]
+pub fn sys_exit_accept4(ctx: TracePointContext) -> u32 {
+    accepted(&ctx);
+    0
+}
+
+/// The returned fd is the accepted connection: remember who owns it.
+#[inline(always)]
+fn accepted(ctx: &TracePointContext) -> Option<()> {
+    let ret = regs::sys_exit_ret(ctx);
+    if ret < 0 {
+        return None;
+    }
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if !maps::watched((pid_tgid >> 32) as u32) {
+        return None;
+    }
+    if let kernel::Fd::Socket(sk) = kernel::fd_lookup(ret as i32) {
+        set_owner(sk, pid_tgid, bpf_get_current_comm().unwrap_or([0; 16]));
+    }
+    Some(())
+}

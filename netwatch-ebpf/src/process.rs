@@ -1,0 +1,125 @@
+//! Process lifecycle: thread-group exit with its status, fork (which also extends
+//! the pid filter to children), and exec.
+
+use aya_ebpf::{
+    helpers::bpf_get_current_pid_tgid,
+    macros::{btf_tracepoint, tracepoint},
+    programs::{BtfTracePointContext, TracePointContext},
+};
+use netwatch_common::{
+    ABSENT, EventKind,
+    process::{EXIT_CODE_UNKNOWN, ExecEvent, ExitEvent, ForkEvent},
+};
+
+use crate::{
+    emit, kernel,
+    maps::{self, CONFIG, TP_LAYOUT, WATCHED},
+};
+
+#[inline(always)]
+fn field<T>(ctx: &TracePointContext, off: u32) -> Option<T> {
+    if off == ABSENT {
+        return None;
+    }
+    // SAFETY: bpf_probe_read_kernel checks the address.
+    unsafe { ctx.read_at::<T>(off as usize) }.ok()
+}
+
+#[tracepoint(category = "sched", name = "sched_process_exit")]
+pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
+    try_exit(&ctx);
+    0
+}
+
+#[inline(always)]
+fn try_exit(ctx: &TracePointContext) -> Option<()> {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tgid = (pid_tgid >> 32) as u32;
+    // One event per thread group: when its last thread exits (group_dead), or, on
+    // kernels whose record lacks that field, when the leader exits.
+    let group_dead = match field::<u8>(ctx, TP_LAYOUT.load().pe_group_dead) {
+        Some(dead) => dead != 0,
+        None => tgid == pid_tgid as u32,
+    };
+    if !group_dead || !maps::watched(tgid) {
+        return None;
+    }
+    let exit_code = match kernel::offsets() {
+        Some(k) => kernel::read::<i32>(kernel::current_task(), k.task_exit_code)
+            .unwrap_or(EXIT_CODE_UNKNOWN),
+        None => EXIT_CODE_UNKNOWN,
+    };
+    if CONFIG.load().filter_pids != 0 {
+        // The pid may be reused by an unrelated process.
+        let _ = WATCHED.remove(&tgid);
+    }
+    let mut slot = emit::reserve::<ExitEvent>(EventKind::Exit)?;
+    slot.write(ExitEvent {
+        header: emit::header(EventKind::Exit, pid_tgid),
+        exit_code,
+        _pad: 0,
+    });
+    slot.submit();
+    Some(())
+}
+
+/// `sched_process_fork(struct task_struct *parent, struct task_struct *child)`, in
+/// the parent's context, before the child first runs: a child of a watched process
+/// is watched before it can make a single syscall.
+#[btf_tracepoint(function = "sched_process_fork")]
+pub fn sched_process_fork(ctx: BtfTracePointContext) -> u32 {
+    try_fork(&ctx);
+    0
+}
+
+#[inline(always)]
+fn try_fork(ctx: &BtfTracePointContext) -> Option<()> {
+    let k = kernel::offsets()?;
+    let child: u64 = ctx.arg(1);
+    let child_tgid: u32 = kernel::read(child, k.task_tgid)?;
+    let child_tid: u32 = kernel::read(child, k.task_pid)?;
+    if child_tgid != child_tid {
+        return None; // a new thread, not a new process
+    }
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let parent = (pid_tgid >> 32) as u32;
+    let config = CONFIG.load();
+    if config.filter_pids != 0 {
+        let spawned = config.spawner_tgid != 0 && parent == config.spawner_tgid;
+        if !spawned && !maps::watched(parent) {
+            return None;
+        }
+        let _ = WATCHED.insert(&child_tgid, &1, 0);
+    }
+    let mut slot = emit::reserve::<ForkEvent>(EventKind::Fork)?;
+    slot.write(ForkEvent {
+        header: emit::header(EventKind::Fork, pid_tgid),
+        child_tgid,
+        child_tid,
+    });
+    slot.submit();
+    Some(())
+}
+
+#[tracepoint(category = "sched", name = "sched_process_exec")]
+pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
+    try_exec(&ctx);
+    0
+}
+
+#[inline(always)]
+fn try_exec(ctx: &TracePointContext) -> Option<()> {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if !maps::watched((pid_tgid >> 32) as u32) {
+        return None;
+    }
+    let old_tid = field::<i32>(ctx, TP_LAYOUT.load().ex_old_pid).unwrap_or(0) as u32;
+    let mut slot = emit::reserve::<ExecEvent>(EventKind::Exec)?;
+    slot.write(ExecEvent {
+        header: emit::header(EventKind::Exec, pid_tgid),
+        old_tid,
+        _pad: 0,
+    });
+    slot.submit();
+    Some(())
+}

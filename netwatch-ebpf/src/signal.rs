@@ -1,0 +1,71 @@
+//! SIGPIPE generated for a process (`signal:signal_generate`), with what the target
+//! had arranged for it: ignore, a handler, or the default (death).
+
+use aya_ebpf::{
+    helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::TracePointContext,
+};
+use netwatch_common::{
+    ABSENT, EventKind,
+    signal::{HANDLER_UNKNOWN, SIGPIPE, SignalEvent},
+};
+
+use crate::{
+    emit, kernel,
+    maps::{self, TP_LAYOUT},
+};
+
+#[inline(always)]
+fn field<T>(ctx: &TracePointContext, off: u32) -> Option<T> {
+    if off == ABSENT {
+        return None;
+    }
+    // SAFETY: bpf_probe_read_kernel checks the address.
+    unsafe { ctx.read_at::<T>(off as usize) }.ok()
+}
+
+#[tracepoint(category = "signal", name = "signal_generate")]
+pub fn signal_generate(ctx: TracePointContext) -> u32 {
+    try_signal_generate(&ctx);
+    0
+}
+
+#[inline(always)]
+fn try_signal_generate(ctx: &TracePointContext) -> Option<()> {
+    let l = TP_LAYOUT.load();
+    let sig: i32 = field(ctx, l.sg_sig)?;
+    if sig != SIGPIPE {
+        return None;
+    }
+    let target: i32 = field(ctx, l.sg_pid)?;
+    let pid_tgid = bpf_get_current_pid_tgid();
+    // The kernel raises SIGPIPE on the writing task itself (net/core/stream.c,
+    // fs/pipe.c): then the target is current and its process is known. A SIGPIPE
+    // sent by another process is attributed to the target thread's id.
+    let to_self = target as u32 == pid_tgid as u32;
+    let tgid = if to_self {
+        (pid_tgid >> 32) as u32
+    } else {
+        target as u32
+    };
+    if !maps::watched(tgid) {
+        return None;
+    }
+    let handler = if to_self {
+        kernel::current_sig_handler(sig).unwrap_or(HANDLER_UNKNOWN)
+    } else {
+        HANDLER_UNKNOWN
+    };
+    let target_comm: [u8; 16] = field(ctx, l.sg_comm).unwrap_or([0; 16]);
+    let mut slot = emit::reserve::<SignalEvent>(EventKind::Signal)?;
+    let ev = slot.zeroed();
+    ev.header = emit::header_for(EventKind::Signal, tgid, target as u32, target_comm);
+    ev.handler = handler;
+    ev.target_tid = target;
+    ev.sig = sig;
+    ev.code = field(ctx, l.sg_code).unwrap_or(0);
+    ev.result = field(ctx, l.sg_result).unwrap_or(-1);
+    ev.group = field::<i32>(ctx, l.sg_group).unwrap_or(0) as u32;
+    ev.target_comm = target_comm;
+    slot.submit();
+    Some(())
+}
