@@ -21,3 +21,95 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Listen, DecodeError> {
         sock: Sock::from_wire(&raw.sock),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use netwatch_common::{AF_INET, SOCK_BINDPORT_LOCK, SOCK_RESOLVED, SockInfo, Syscall};
+
+    use super::*;
+    use crate::event::{
+        Addr, Body, Comm, Event, decode,
+        sock::{Proto, Sock, Socket, TcpState},
+        tests::{bytes_of, header, inet4},
+    };
+
+    fn record(fd: i32, sock: SockInfo) -> Vec<u8> {
+        bytes_of(&ListenEvent {
+            header: header(EventKind::Listen, b"python3"),
+            sock,
+            fd,
+            syscall: Syscall::Listen as u32,
+        })
+    }
+
+    #[test]
+    fn decodes_a_listening_tcp_socket() {
+        let info = SockInfo {
+            sk: 0xffff_8881_3333_0000,
+            local: inet4([0, 0, 0, 0], 8080),
+            remote: inet4([0, 0, 0, 0], 0),
+            family: AF_INET,
+            sock_type: 1,
+            protocol: 6,
+            state: 10,
+            userlocks: SOCK_BINDPORT_LOCK,
+            flags: SOCK_RESOLVED,
+            _pad: 0,
+        };
+        let ev = decode(&record(6, info)).unwrap();
+        assert_eq!(
+            ev,
+            Event {
+                ktime_ns: 123_456_789,
+                pid: 4242,
+                tid: 4243,
+                comm: Comm::from_raw(b"python3"),
+                body: Body::Listen(Listen {
+                    fd: 6,
+                    sock: Sock::Socket(Socket {
+                        sk: 0xffff_8881_3333_0000,
+                        proto: Proto::Tcp,
+                        local: Addr::Inet((Ipv4Addr::UNSPECIFIED, 8080).into()),
+                        remote: Addr::Inet((Ipv4Addr::UNSPECIFIED, 0).into()),
+                        state: TcpState(10),
+                        port_bound: true,
+                    }),
+                }),
+            }
+        );
+        assert_eq!(ev.kind_name(), "listen");
+        assert!(!ev.is_failure(), "a successful listen is bookkeeping");
+        let Body::Listen(l) = &ev.body else { panic!() };
+        assert_eq!(l.sock.socket().unwrap().state.name(), "LISTEN");
+    }
+
+    #[test]
+    fn unresolved_socket() {
+        let Body::Listen(l) = decode(&record(3, SockInfo::default())).unwrap().body else {
+            panic!()
+        };
+        assert_eq!(
+            l,
+            Listen {
+                fd: 3,
+                sock: Sock::Unknown
+            }
+        );
+    }
+
+    #[test]
+    fn short_listen_record_is_an_error() {
+        let bytes = record(3, SockInfo::default());
+        assert_eq!(bytes.len(), 112);
+        assert_eq!(
+            decode(&bytes[..111]),
+            Err(DecodeError::Short {
+                kind: EventKind::Listen,
+                len: 111,
+                need: 112
+            })
+        );
+    }
+}

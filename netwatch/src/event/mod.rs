@@ -198,7 +198,9 @@ impl fmt::Debug for Comm {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use netwatch_common::{COMM_LEN, Header};
+    use std::net::Ipv6Addr;
+
+    use netwatch_common::{AF_INET, AF_INET6, COMM_LEN, Header, SockAddr};
 
     use super::*;
 
@@ -212,6 +214,26 @@ pub(crate) mod tests {
             tid: 4243,
             _pad: 0,
             comm: c,
+        }
+    }
+
+    /// An IPv4 endpoint as the kernel programs record it.
+    pub(crate) fn inet4(ip: [u8; 4], port: u16) -> SockAddr {
+        let mut addr = [0u8; 16];
+        addr[..4].copy_from_slice(&ip);
+        SockAddr {
+            addr,
+            family: AF_INET,
+            port,
+        }
+    }
+
+    /// An IPv6 endpoint as the kernel programs record it.
+    pub(crate) fn inet6(ip: Ipv6Addr, port: u16) -> SockAddr {
+        SockAddr {
+            addr: ip.octets(),
+            family: AF_INET6,
+            port,
         }
     }
 

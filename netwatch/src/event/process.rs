@@ -157,3 +157,151 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod decode_tests {
+    use super::*;
+    use crate::event::{
+        Body, Comm, Event, decode,
+        tests::{bytes_of, header},
+    };
+
+    fn exit(status: i32) -> Event {
+        decode(&bytes_of(&ExitEvent {
+            header: header(EventKind::Exit, b"server"),
+            exit_code: status,
+            _pad: 0,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn exit_records_decode_their_wait_status() {
+        let ev = exit(3 << 8);
+        assert_eq!(
+            ev,
+            Event {
+                ktime_ns: 123_456_789,
+                pid: 4242,
+                tid: 4243,
+                comm: Comm::from_raw(b"server"),
+                body: Body::Exit(Exit {
+                    status: ExitStatus::Exited(3),
+                }),
+            }
+        );
+        assert_eq!(ev.kind_name(), "exit");
+        assert!(!ev.is_failure());
+
+        let status = |s| match exit(s).body {
+            Body::Exit(e) => e.status,
+            b => panic!("{b:?}"),
+        };
+        assert_eq!(status(0), ExitStatus::Exited(0));
+        assert_eq!(status(255 << 8), ExitStatus::Exited(255));
+        assert_eq!(
+            status(13),
+            ExitStatus::Killed {
+                signal: 13,
+                core: false
+            }
+        );
+        assert_eq!(
+            status(6 | 0x80),
+            ExitStatus::Killed {
+                signal: 6,
+                core: true
+            }
+        );
+        assert_eq!(status(EXIT_CODE_UNKNOWN), ExitStatus::Unknown);
+        assert_eq!(status(EXIT_CODE_UNKNOWN).shell_code(), None);
+        assert_eq!(
+            status(EXIT_CODE_UNKNOWN).to_string(),
+            "exit (status unknown)"
+        );
+        assert_eq!(
+            status(6 | 0x80).to_string(),
+            "killed by SIGABRT (core dumped)"
+        );
+        assert_eq!(status(6 | 0x80).shell_code(), Some(134));
+    }
+
+    #[test]
+    fn fork_gives_the_child_process_not_thread() {
+        let ev = decode(&bytes_of(&ForkEvent {
+            header: header(EventKind::Fork, b"bash"),
+            child_tgid: 5000,
+            child_tid: 5001,
+        }))
+        .unwrap();
+        assert_eq!(
+            ev,
+            Event {
+                ktime_ns: 123_456_789,
+                pid: 4242,
+                tid: 4243,
+                comm: Comm::from_raw(b"bash"),
+                body: Body::Fork(Fork { child_pid: 5000 }),
+            }
+        );
+        assert_eq!(ev.kind_name(), "fork");
+        assert!(!ev.is_failure());
+    }
+
+    #[test]
+    fn exec_keeps_the_old_tid_and_the_new_comm() {
+        let ev = decode(&bytes_of(&ExecEvent {
+            header: header(EventKind::Exec, b"python3"),
+            old_tid: 4250,
+            _pad: 0,
+        }))
+        .unwrap();
+        assert_eq!(
+            ev,
+            Event {
+                ktime_ns: 123_456_789,
+                pid: 4242,
+                tid: 4243,
+                comm: Comm::from_raw(b"python3"),
+                body: Body::Exec(Exec { old_tid: 4250 }),
+            }
+        );
+        assert_eq!(ev.kind_name(), "exec");
+        assert!(!ev.is_failure());
+    }
+
+    #[test]
+    fn short_process_records_are_errors() {
+        let exit = bytes_of(&ExitEvent {
+            header: header(EventKind::Exit, b"x"),
+            exit_code: 0,
+            _pad: 0,
+        });
+        let fork = bytes_of(&ForkEvent {
+            header: header(EventKind::Fork, b"x"),
+            child_tgid: 1,
+            child_tid: 1,
+        });
+        let exec = bytes_of(&ExecEvent {
+            header: header(EventKind::Exec, b"x"),
+            old_tid: 1,
+            _pad: 0,
+        });
+        for (kind, bytes) in [
+            (EventKind::Exit, exit),
+            (EventKind::Fork, fork),
+            (EventKind::Exec, exec),
+        ] {
+            assert_eq!(bytes.len(), 48);
+            assert_eq!(
+                decode(&bytes[..44]),
+                Err(DecodeError::Short {
+                    kind,
+                    len: 44,
+                    need: 48
+                }),
+                "{kind:?}"
+            );
+        }
+    }
+}

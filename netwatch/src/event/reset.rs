@@ -75,3 +75,157 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Reset, DecodeError> {
         owner_known: raw.owner_known != 0,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    use netwatch_common::{SockAddr, reset::RESET_SENT};
+
+    use super::*;
+    use crate::event::{
+        Body, Comm, Event, decode,
+        tests::{bytes_of, header, inet4, inet6},
+    };
+
+    fn record(
+        owner: Option<&[u8]>,
+        direction: u32,
+        sk: u64,
+        local: SockAddr,
+        remote: SockAddr,
+        state: i32,
+        reason: u32,
+    ) -> Vec<u8> {
+        let mut h = header(EventKind::Reset, owner.unwrap_or_default());
+        if owner.is_none() {
+            // Softirq context: no process was seen using the socket.
+            (h.tgid, h.tid) = (0, 0);
+        }
+        bytes_of(&ResetEvent {
+            header: h,
+            sk,
+            local,
+            remote,
+            direction,
+            state,
+            reason,
+            owner_known: u32::from(owner.is_some()),
+        })
+    }
+
+    #[test]
+    fn received_reset_with_a_known_owner() {
+        let ev = decode(&record(
+            Some(b"curl"),
+            RESET_RECEIVED,
+            0xffff_8881_4444_0000,
+            inet4([127, 0, 0, 1], 51_000),
+            inet4([127, 0, 0, 1], 8000),
+            1,
+            ABSENT,
+        ))
+        .unwrap();
+        assert_eq!(
+            ev,
+            Event {
+                ktime_ns: 123_456_789,
+                pid: 4242,
+                tid: 4243,
+                comm: Comm::from_raw(b"curl"),
+                body: Body::Reset(Reset {
+                    direction: Direction::Received,
+                    sk: 0xffff_8881_4444_0000,
+                    local: Addr::Inet((Ipv4Addr::LOCALHOST, 51_000).into()),
+                    remote: Addr::Inet((Ipv4Addr::LOCALHOST, 8000).into()),
+                    state: Some(TcpState(1)),
+                    reason: None,
+                    owner_known: true,
+                }),
+            }
+        );
+        assert_eq!(ev.kind_name(), "reset");
+        assert!(ev.is_failure());
+        let Body::Reset(r) = &ev.body else { panic!() };
+        assert_eq!(r.reason_name(), None);
+    }
+
+    #[test]
+    fn sent_reset_with_no_socket_and_unknown_owner() {
+        let ev = decode(&record(
+            None,
+            RESET_SENT,
+            0,
+            inet6(Ipv6Addr::LOCALHOST, 1),
+            inet6(Ipv6Addr::LOCALHOST, 40_404),
+            -1,
+            2,
+        ))
+        .unwrap();
+        assert_eq!((ev.pid, ev.tid, ev.comm.as_bytes()), (0, 0, &b""[..]));
+        assert!(ev.is_failure());
+        let Body::Reset(r) = ev.body else { panic!() };
+        assert_eq!(r.direction, Direction::Sent);
+        assert_eq!(r.sk, 0);
+        assert_eq!(r.local, Addr::Inet((Ipv6Addr::LOCALHOST, 1).into()));
+        assert_eq!(r.remote.to_string(), "[::1]:40404");
+        assert_eq!(r.state, None, "state -1 is unknown");
+        assert_eq!(r.reason, Some(2));
+        assert!(!r.owner_known);
+    }
+
+    #[test]
+    fn states_reasons_and_directions() {
+        let reset = |direction, state, reason| {
+            let Body::Reset(r) = decode(&record(
+                Some(b"x"),
+                direction,
+                1,
+                SockAddr::default(),
+                SockAddr::default(),
+                state,
+                reason,
+            ))
+            .unwrap()
+            .body
+            else {
+                panic!()
+            };
+            r
+        };
+        let r = reset(RESET_SENT, 7, 0);
+        assert_eq!((r.state, r.reason), (Some(TcpState(7)), Some(0)));
+        assert_eq!(r.state.unwrap().name(), "CLOSE");
+        assert_eq!((r.local, r.remote), (Addr::Unknown, Addr::Unknown));
+        let r = reset(RESET_RECEIVED, 0, ABSENT);
+        assert_eq!(
+            (r.direction, r.state, r.reason),
+            (Direction::Received, Some(TcpState(0)), None)
+        );
+        assert_eq!(reset(RESET_RECEIVED, i32::MIN, ABSENT).state, None);
+        // Anything but RESET_RECEIVED is a reset this host sent.
+        assert_eq!(reset(7, 1, ABSENT).direction, Direction::Sent);
+    }
+
+    #[test]
+    fn short_reset_record_is_an_error() {
+        let bytes = record(
+            Some(b"x"),
+            RESET_SENT,
+            1,
+            SockAddr::default(),
+            SockAddr::default(),
+            1,
+            ABSENT,
+        );
+        assert_eq!(bytes.len(), 104);
+        assert_eq!(
+            decode(&bytes[..96]),
+            Err(DecodeError::Short {
+                kind: EventKind::Reset,
+                len: 96,
+                need: 104
+            })
+        );
+    }
+}

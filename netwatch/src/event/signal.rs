@@ -141,3 +141,112 @@ mod tests {
         assert_eq!(name(40), "signal 40");
     }
 }
+
+#[cfg(test)]
+mod decode_tests {
+    use netwatch_common::{COMM_LEN, signal::SIGPIPE};
+
+    use super::*;
+    use crate::event::{
+        Body, Event, decode,
+        tests::{bytes_of, header},
+    };
+
+    /// SI_KERNEL: the kernel raised it (a write on a broken pipe or socket).
+    const SI_KERNEL: i32 = 0x80;
+
+    fn record(result: i32, handler: u64, target_comm: &[u8]) -> Vec<u8> {
+        let mut comm = [0u8; COMM_LEN];
+        comm[..target_comm.len()].copy_from_slice(target_comm);
+        bytes_of(&SignalEvent {
+            header: header(EventKind::Signal, b"writer"),
+            handler,
+            target_tid: 4243,
+            sig: SIGPIPE,
+            code: SI_KERNEL,
+            result,
+            group: 0,
+            _pad: 0,
+            target_comm: comm,
+        })
+    }
+
+    #[test]
+    fn fatal_sigpipe_on_the_writer_itself() {
+        let ev = decode(&record(TRACE_SIGNAL_DELIVERED, SIG_DFL, b"writer")).unwrap();
+        assert_eq!(
+            ev,
+            Event {
+                ktime_ns: 123_456_789,
+                pid: 4242,
+                tid: 4243,
+                comm: Comm::from_raw(b"writer"),
+                body: Body::Signal(Signal {
+                    sig: 13,
+                    target_tid: 4243,
+                    target_comm: Comm::from_raw(b"writer"),
+                    code: SI_KERNEL,
+                    fate: Fate::Fatal,
+                }),
+            }
+        );
+        assert_eq!(ev.kind_name(), "signal");
+        assert!(ev.is_failure());
+    }
+
+    #[test]
+    fn every_fate_decodes() {
+        let cases = [
+            (TRACE_SIGNAL_DELIVERED, SIG_DFL, Fate::Fatal, "fatal"),
+            (TRACE_SIGNAL_DELIVERED, SIG_IGN, Fate::Ignored, "ignored"),
+            (TRACE_SIGNAL_IGNORED, SIG_DFL, Fate::Ignored, "ignored"),
+            (
+                TRACE_SIGNAL_DELIVERED,
+                0x5555_5555_1234,
+                Fate::Caught,
+                "caught",
+            ),
+            (
+                TRACE_SIGNAL_DELIVERED,
+                HANDLER_UNKNOWN,
+                Fate::Delivered,
+                "delivered",
+            ),
+            (2, SIG_DFL, Fate::NotQueued, "not queued"),
+            (3, HANDLER_UNKNOWN, Fate::NotQueued, "not queued"),
+        ];
+        for (result, handler, fate, name) in cases {
+            let Body::Signal(s) = decode(&record(result, handler, b"w")).unwrap().body else {
+                panic!()
+            };
+            assert_eq!(s.fate, fate, "result {result} handler {handler:#x}");
+            assert_eq!(s.fate.name(), name);
+        }
+    }
+
+    #[test]
+    fn target_comm_is_escaped_and_full_length() {
+        let Body::Signal(s) = decode(&record(0, SIG_DFL, b"a b\x1b")).unwrap().body else {
+            panic!()
+        };
+        assert_eq!(s.target_comm.to_string(), "a\\x20b\\x1b");
+        let Body::Signal(s) = decode(&record(0, SIG_DFL, &[b'z'; COMM_LEN])).unwrap().body else {
+            panic!()
+        };
+        assert_eq!(s.target_comm.to_string(), "z".repeat(COMM_LEN));
+    }
+
+    #[test]
+    fn short_signal_record_is_an_error() {
+        let bytes = record(0, SIG_DFL, b"w");
+        assert_eq!(bytes.len(), 88);
+        assert_eq!(
+            decode(&bytes[..72]),
+            Err(DecodeError::Short {
+                kind: EventKind::Signal,
+                len: 72,
+                need: 88
+            })
+        );
+    }
+}
