@@ -12,6 +12,9 @@ pub struct BindEvent {
     pub fd: i32,
     /// The address passed to bind(2), as read from the caller's memory.
     pub addr: SockAddr,
-    pub _pad: [u8; 4],
+    /// `SOCK_STREAM`, `SOCK_DGRAM`... (0 when the fd could not be resolved): a
+    /// datagram socket serves once bound, a stream socket once it listens.
+    pub sock_type: u16,
+    pub _pad: u16,
 }
 const _: () = assert!(core::mem::size_of::<BindEvent>() == 72);

@@ -24,5 +24,17 @@ pub struct SignalEvent {
 const _: () = assert!(core::mem::size_of::<SignalEvent>() == 88);
 
 pub const HANDLER_UNKNOWN: u64 = u64::MAX;
-/// Signal numbers netwatch watches for (x86_64).
+
+/// Signal numbers netwatch watches for (x86_64): SIGPIPE, and the signals that ask
+/// a process to terminate (the daemon uses them to tell that a port's holder is on
+/// its way out).
+pub const SIGHUP: i32 = 1;
+pub const SIGINT: i32 = 2;
+pub const SIGQUIT: i32 = 3;
+pub const SIGKILL: i32 = 9;
 pub const SIGPIPE: i32 = 13;
+pub const SIGTERM: i32 = 15;
+
+pub const fn is_traced(sig: i32) -> bool {
+    matches!(sig, SIGHUP | SIGINT | SIGQUIT | SIGKILL | SIGPIPE | SIGTERM)
+}

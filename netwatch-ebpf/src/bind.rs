@@ -31,16 +31,19 @@ fn try_sys_exit_bind(ctx: &TracePointContext) -> Option<()> {
     let args = SyscallArgs::current()?;
     // bind(int fd, const struct sockaddr *addr, socklen_t addrlen)
     let fd = args.arg(0) as i32;
-    if ret == 0
-        && let kernel::Fd::Socket(sk) = kernel::fd_lookup(fd)
-    {
-        set_owner(sk, pid_tgid, bpf_get_current_comm().unwrap_or([0; 16]));
+    let mut sock_type = 0;
+    if let kernel::Fd::Socket(sk) = kernel::fd_lookup(fd) {
+        if ret == 0 {
+            set_owner(sk, pid_tgid, bpf_get_current_comm().unwrap_or([0; 16]));
+        }
+        sock_type = kernel::sock_type(sk);
     }
     let mut slot = emit::reserve::<BindEvent>(EventKind::Bind)?;
     let ev = slot.zeroed();
     ev.header = emit::header(EventKind::Bind, pid_tgid);
     ev.errno = -ret as i32;
     ev.fd = fd;
+    ev.sock_type = sock_type;
     sockaddr::read_user(args.arg(1), args.arg(2), &mut ev.addr);
     slot.submit();
     Some(())

@@ -127,6 +127,12 @@ pub fn fill_sock(sk: u64, info: &mut SockInfo) {
     }
 }
 
+/// `sk->sk_type` (SOCK_STREAM, SOCK_DGRAM...), 0 when unknown.
+#[inline(always)]
+pub fn sock_type(sk: u64) -> u16 {
+    offsets().and_then(|k| read(sk, k.sk_type)).unwrap_or(0)
+}
+
 /// The current task's handler for signal `sig` (0 = SIG_DFL, 1 = SIG_IGN).
 #[inline(always)]
 pub fn current_sig_handler(sig: i32) -> Option<u64> {

@@ -1,12 +1,13 @@
 //! SIGPIPE generated for a process (`signal:signal_generate`), with what the target
-//! had arranged for it: ignore, a handler, or the default (death).
+//! had arranged for it: ignore, a handler, or the default (death); and the signals
+//! that ask a process to terminate.
 
 use aya_ebpf::{
     helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::TracePointContext,
 };
 use netwatch_common::{
     ABSENT, EventKind,
-    signal::{HANDLER_UNKNOWN, SIGPIPE, SignalEvent},
+    signal::{HANDLER_UNKNOWN, SignalEvent, is_traced},
 };
 
 use crate::{
@@ -33,7 +34,7 @@ pub fn signal_generate(ctx: TracePointContext) -> u32 {
 fn try_signal_generate(ctx: &TracePointContext) -> Option<()> {
     let l = TP_LAYOUT.load();
     let sig: i32 = field(ctx, l.sg_sig)?;
-    if sig != SIGPIPE {
+    if !is_traced(sig) {
         return None;
     }
     let target: i32 = field(ctx, l.sg_pid)?;

@@ -12,13 +12,17 @@ EXAMPLES:
     sudo netwatch -v -- ./server     # also successful binds/listens/connects, forks, execs
     sudo netwatch -j                 # NDJSON, one object per event (docs/JSON.md)
     sudo netwatch -j | jq 'select(.error == \"EADDRINUSE\")'
+    sudo netwatch --check -- ./server   # CI guard: fail if the server exits 0 after a failed bind
+    sudo netwatch --summary-only -- ./run-tests.sh
 
 EXIT STATUS:
     0    stopped by Ctrl-C (SIGINT) or SIGTERM, or stdout closed
     1    netwatch failed (not privileged, tracefs or a program could not be set up, ...)
     2    bad command line
     With -- CMD: CMD's exit status (128+N if a signal N killed it); 127 if CMD was
-    not found, 126 if it could not be executed.";
+    not found, 126 if it could not be executed.
+    86   with --check: a process in CMD's tree exited 0 after a bind failure it never
+         recovered from (the diagnosis says which); takes precedence over CMD's status.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -43,6 +47,15 @@ pub struct Args {
     /// Also show successful binds, listens and connects, forks, execs and every exit.
     #[arg(short = 'v', long)]
     pub verbose: bool,
+
+    /// Print nothing while running; only the per-process summary at exit.
+    #[arg(long)]
+    pub summary_only: bool,
+
+    /// With -- CMD: exit 86 if any process in CMD's tree exits 0 after a failed bind
+    /// it never recovered from (a CI/deploy guard); otherwise exit with CMD's status.
+    #[arg(long, requires = "command")]
+    pub check: bool,
 
     /// Run CMD and trace it and every process it starts, from its first instruction.
     /// netwatch then exits with CMD's status.
@@ -115,6 +128,14 @@ mod tests {
         assert!(a.json);
         assert_eq!(a.ring_buffer_size, 4 << 20);
         assert!(a.command.is_empty());
+    }
+
+    #[test]
+    fn check_needs_a_command() {
+        assert!(Args::try_parse_from(["netwatch", "--check"]).is_err());
+        let a =
+            Args::try_parse_from(["netwatch", "--check", "--summary-only", "--", "true"]).unwrap();
+        assert!(a.check && a.summary_only);
     }
 
     #[test]

@@ -6,8 +6,10 @@
 pub mod caps;
 pub mod cli;
 pub mod clock;
+pub mod diagnose;
 pub mod errno;
 pub mod event;
+pub mod inspect;
 pub mod kernel_btf;
 pub mod loader;
 pub mod output;

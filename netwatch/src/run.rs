@@ -19,7 +19,9 @@ use tokio::{
 use crate::{
     cli::Args,
     clock::Clock,
-    event::{self, Body, Event},
+    diagnose::{Classifier, Context},
+    event::{self, Body, Event, bind::SOCK_DGRAM},
+    inspect::Inspector,
     loader::{self, Options},
     output::{Format, Printer},
     ringbuf::{Lost, Reader},
@@ -30,6 +32,8 @@ use crate::{
 const DRAIN_INTERVAL: Duration = Duration::from_millis(10);
 /// How often the lost-record counters are read and reported (at most once a second).
 const LOST_INTERVAL: Duration = Duration::from_secs(1);
+/// `--check`'s exit status when a process exited 0 after an unrecovered bind failure.
+pub const EXIT_FLAGGED: u8 = 86;
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     for &pid in &args.pids {
@@ -94,15 +98,29 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .iter()
         .copied()
         .chain(child.as_ref().and_then(Child::id));
-    let mut view = View::new(args.verbose, roots);
+    let mut view = View::new(args.verbose, args.summary_only, roots);
     let mut streams = Streams {
         reader: &mut reader,
         lost: &mut lost,
         out: &mut out,
         view: &mut view,
+        classifier: Classifier::new(),
+        inspector: Inspector::new(),
     };
     let result = streams.run(&mut sigint, &mut sigterm, child).await;
-    drop(tracer); // detach before anything else is printed
+    drop(tracer); // detach before the summary is printed
+    let result = result.and_then(|code| {
+        let lost = streams.lost.reported();
+        streams.out.summary(&streams.classifier.summary(), lost)?;
+        streams.out.flush()?;
+        if args.check && streams.classifier.any_flagged_exit_zero() {
+            eprintln!(
+                "netwatch: check failed: a process exited 0 after a failed bind (see the diagnosis)"
+            );
+            return Ok(ExitCode::from(EXIT_FLAGGED));
+        }
+        Ok(code)
+    });
     match result {
         Ok(code) => Ok(code),
         // Our reader went away (`netwatch | head`): a normal end, not an error.
@@ -147,6 +165,8 @@ fn spawn(command: &[OsString]) -> Result<Child, ExitCode> {
 /// CMD's tree, every helper a shell script forks.
 struct View {
     verbose: bool,
+    /// `--summary-only`: nothing is streamed.
+    quiet: bool,
     /// The `-p` pids and CMD.
     roots: HashSet<u32>,
     /// Processes that had a failure shown and have not exited yet.
@@ -154,27 +174,29 @@ struct View {
 }
 
 impl View {
-    fn new(verbose: bool, roots: impl IntoIterator<Item = u32>) -> Self {
+    fn new(verbose: bool, quiet: bool, roots: impl IntoIterator<Item = u32>) -> Self {
         Self {
             verbose,
+            quiet,
             roots: roots.into_iter().collect(),
             with_failures: HashSet::new(),
         }
     }
 
     fn shows(&mut self, ev: &Event) -> bool {
-        if let Body::Exit(_) = ev.body {
+        let shown = if let Body::Exit(_) = ev.body {
             let had_failure = self.with_failures.remove(&ev.pid);
             let root = self.roots.remove(&ev.pid);
-            return self.verbose || root || had_failure;
-        }
-        if ev.is_failure() {
+            self.verbose || root || had_failure
+        } else if ev.is_failure() {
             if ev.pid != 0 {
                 self.with_failures.insert(ev.pid);
             }
-            return true;
-        }
-        self.verbose
+            true
+        } else {
+            self.verbose
+        };
+        shown && !self.quiet
     }
 }
 
@@ -183,6 +205,30 @@ struct Streams<'a, W: io::Write> {
     lost: &'a mut Lost,
     out: &'a mut Printer<W>,
     view: &'a mut View,
+    classifier: Classifier,
+    inspector: Inspector,
+}
+
+/// What the classifier needs looked up for this event, looked up now, while the
+/// processes and sockets involved still exist.
+fn context(inspector: &mut Inspector, ev: &Event) -> Context {
+    const EADDRINUSE: i32 = 98;
+    const EADDRNOTAVAIL: i32 = 99;
+    let mut ctx = Context::default();
+    match &ev.body {
+        Body::Bind(b) if b.errno == EADDRINUSE => {
+            if let Some(port) = b.addr.port() {
+                ctx.holders = Some(inspector.port_holders(ev.pid, port, b.sock_type == SOCK_DGRAM));
+            }
+        }
+        Body::Connect(c)
+            if c.errno == EADDRNOTAVAIL && !c.sock.socket().is_some_and(|s| s.port_bound) =>
+        {
+            ctx.port_range = inspector.port_range(ev.pid);
+        }
+        _ => {}
+    }
+    ctx
 }
 
 impl<W: io::Write> Streams<'_, W> {
@@ -236,6 +282,12 @@ impl<W: io::Write> Streams<'_, W> {
                         if self.view.shows(&ev) {
                             io_result = self.out.event(&ev);
                         }
+                        let ctx = context(&mut self.inspector, &ev);
+                        for d in self.classifier.feed(&ev, &ctx) {
+                            if io_result.is_ok() && !self.view.quiet {
+                                io_result = self.out.diagnosis(&d);
+                            }
+                        }
                     }
                     Err(e) => {
                         decode_errors += 1;
@@ -248,7 +300,9 @@ impl<W: io::Write> Streams<'_, W> {
             io_result?;
             if stop || last_lost_check.elapsed() >= LOST_INTERVAL {
                 last_lost_check = Instant::now();
-                if let Some((count, total)) = self.lost.newly_lost()? {
+                if let Some((count, total)) = self.lost.newly_lost()?
+                    && !self.view.quiet
+                {
                     self.out.lost(Clock::monotonic_now(), count, total)?;
                 }
             }

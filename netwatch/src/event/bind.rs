@@ -15,7 +15,12 @@ pub struct Bind {
     pub errno: i32,
     pub fd: i32,
     pub addr: Addr,
+    /// The socket's type: `SOCK_STREAM` (1), `SOCK_DGRAM` (2)...; 0 when unknown.
+    pub sock_type: u16,
 }
+
+/// `SOCK_DGRAM` (include/linux/net.h).
+pub const SOCK_DGRAM: u16 = 2;
 
 pub(super) fn decode(bytes: &[u8]) -> Result<Bind, DecodeError> {
     let raw: BindEvent = read(bytes)?;
@@ -23,6 +28,7 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Bind, DecodeError> {
         errno: raw.errno,
         fd: raw.fd,
         addr: Addr::from_wire(&raw.addr),
+        sock_type: raw.sock_type,
     })
 }
 
@@ -44,7 +50,8 @@ mod tests {
             errno,
             fd: 3,
             addr,
-            _pad: [0; 4],
+            sock_type: 1,
+            _pad: 0,
         })
     }
 
@@ -67,6 +74,7 @@ mod tests {
                 errno: 98,
                 fd: 3,
                 addr: Addr::Inet((Ipv4Addr::LOCALHOST, 9000).into()),
+                sock_type: 1,
             })
         );
     }

@@ -89,7 +89,8 @@ impl Event {
         match &self.body {
             Body::Bind(b) => b.errno != 0,
             Body::Connect(c) => c.errno != 0,
-            Body::SockIo(_) | Body::Reset(_) | Body::Signal(_) => true,
+            Body::Signal(s) => s.sig == netwatch_common::signal::SIGPIPE,
+            Body::SockIo(_) | Body::Reset(_) => true,
             Body::Listen(_) | Body::Exit(_) | Body::Fork(_) | Body::Exec(_) => false,
         }
     }

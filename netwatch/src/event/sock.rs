@@ -67,6 +67,10 @@ impl Proto {
 pub struct TcpState(pub i32);
 
 impl TcpState {
+    pub const ESTABLISHED: Self = Self(1);
+    pub const TIME_WAIT: Self = Self(6);
+    pub const LISTEN: Self = Self(10);
+
     pub fn name(self) -> String {
         let name = match self.0 {
             1 => "ESTABLISHED",

@@ -7,6 +7,8 @@ use serde::Serialize;
 use super::errno_label;
 use crate::{
     clock::{self, Clock},
+    diagnose::{Diagnosis, Process, What},
+    event::process::ExitStatus,
     event::{
         Addr, Body, Event,
         reset::Direction,
@@ -195,7 +197,6 @@ fn body(ev: &Event) -> JsonBody<'_> {
             fate: s.fate.name(),
         },
         Body::Exit(e) => {
-            use crate::event::process::ExitStatus;
             let (exit_code, sig, core) = match e.status {
                 ExitStatus::Exited(c) => (Some(c), None, false),
                 ExitStatus::Killed { signal: s, core } => (None, Some(signal::name(s)), core),
@@ -228,6 +229,148 @@ pub fn event(out: &mut impl Write, clock: &Clock, ev: &Event) -> io::Result<()> 
             comm: (!unknown).then(|| ev.comm.to_string()),
             body: body(ev),
         },
+    )
+}
+
+pub fn diagnosis(out: &mut impl Write, clock: &Clock, d: &Diagnosis) -> io::Result<()> {
+    #[derive(Serialize)]
+    struct Record<'a> {
+        kind: &'static str,
+        diagnosis: &'static str,
+        time: String,
+        ts_ns: u64,
+        pid: u32,
+        comm: String,
+        message: String,
+        #[serde(flatten)]
+        details: serde_json::Map<String, serde_json::Value>,
+        #[serde(skip)]
+        _d: &'a (),
+    }
+    line(
+        out,
+        &Record {
+            kind: "diagnosis",
+            diagnosis: d.what.name(),
+            time: clock::rfc3339(clock.wall_ns(d.ktime_ns)),
+            ts_ns: d.ktime_ns,
+            pid: d.pid,
+            comm: d.comm.to_string(),
+            message: d.what.message(),
+            details: details(&d.what),
+            _d: &(),
+        },
+    )
+}
+
+/// The structured facts behind a diagnosis's sentence.
+fn details(w: &What) -> serde_json::Map<String, serde_json::Value> {
+    use serde_json::{Value, json};
+    let addr = |a: &Addr| serde_json::to_value(JsonAddr::from(a)).unwrap_or(Value::Null);
+    let v = match w {
+        What::ExitZeroAfterBindFailure { addr: a, errno } => {
+            json!({"addr": addr(a), "errno": errno, "error": errno_label(*errno)})
+        }
+        What::PortHeld { port, holders } => json!({
+            "port": port,
+            "holders": holders.iter().map(|h| json!({
+                "pid": h.pid,
+                "comm": h.comm.to_string(),
+                "state": h.state.name(),
+                "exiting": h.exiting.is_some(),
+                "exit_signal": h.exiting.map(|(s, _)| signal::name(s)),
+                "signal_ms_before": h.exiting.map(|(_, ns)| ns as f64 / 1e6),
+            })).collect::<Vec<_>>(),
+        }),
+        What::PortTimeWait { port, sockets } => json!({"port": port, "time_wait_sockets": sockets}),
+        What::PortOrphaned {
+            port,
+            sockets,
+            state,
+        } => json!({"port": port, "sockets": sockets, "state": state.name()}),
+        What::PortFreed { port } => json!({"port": port}),
+        What::PortInUse { port, why } => json!({"port": port, "not_looked_up": why}),
+        What::AddressNotLocal { addr: a } => json!({"addr": addr(a)}),
+        What::EphemeralExhausted { dst, range } => json!({
+            "dst": addr(dst),
+            "port_range": range.map(|(lo, hi)| [lo, hi]),
+        }),
+        What::TupleCollision { src_port, dst } => json!({"src_port": src_port, "dst": addr(dst)}),
+        What::ConnectionRefused { dst } => json!({"dst": addr(dst)}),
+        What::KilledBySigpipe { after } => json!({
+            "syscall": after.map(|(s, _)| s.name()),
+            "peer": after.map(|(_, p)| addr(&p)),
+        }),
+        What::ResetByPeer {
+            syscall,
+            peer,
+            rst_ago_ns,
+        }
+        | What::PeerGone {
+            syscall,
+            peer,
+            rst_ago_ns,
+        } => json!({
+            "syscall": syscall.name(),
+            "peer": addr(peer),
+            "rst_ms_before": rst_ago_ns.map(|ns| ns as f64 / 1e6),
+        }),
+        What::PortReleased {
+            port,
+            holder,
+            holder_comm,
+            after_ns,
+        } => json!({
+            "port": port,
+            "holder_pid": holder,
+            "holder_comm": holder_comm.to_string(),
+            "after_ms": *after_ns as f64 / 1e6,
+        }),
+    };
+    match v {
+        Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    }
+}
+
+/// One object per process (worst first), then one `summary_end` object.
+pub fn summary(out: &mut impl Write, procs: &[&Process], lost: u64) -> io::Result<()> {
+    use serde_json::{Value, json};
+    for p in procs {
+        let mut counts = serde_json::Map::new();
+        for ((class, family), n) in &p.counts {
+            let entry = counts
+                .entry(errno_label(class.errno()))
+                .or_insert_with(|| json!({}));
+            if let Value::Object(m) = entry {
+                m.insert((*family).to_owned(), json!(n));
+            }
+        }
+        let (exit_code, signal) = match p.exit {
+            Some(ExitStatus::Exited(c)) => (Some(c), None),
+            Some(ExitStatus::Killed { signal: s, .. }) => (None, Some(signal::name(s))),
+            _ => (None, None),
+        };
+        line(
+            out,
+            &json!({
+                "kind": "summary",
+                "pid": p.pid,
+                "comm": p.comm.to_string(),
+                "errors": p.total_errors(),
+                "counts": counts,
+                "resets": {"received": p.resets_received, "sent": p.resets_sent, "peers": p.reset_peers},
+                "sigpipe": p.sigpipe,
+                "exit": p.exit.map(|e| e.to_string()),
+                "exit_code": exit_code,
+                "exit_signal": signal,
+                "flags": p.flags,
+            }),
+        )?;
+    }
+    line(
+        out,
+        &json!({"kind": "summary_end", "processes": procs.len(), "lost": lost, "lossy": lost > 0}),
     )
 }
 
@@ -302,6 +445,7 @@ mod tests {
             errno: 99,
             fd: 7,
             addr: Addr::Inet((Ipv6Addr::LOCALHOST, 8080).into()),
+            sock_type: 1,
         })));
         assert_eq!(v["kind"], "bind");
         assert_eq!(v["syscall"], "bind");
@@ -323,6 +467,7 @@ mod tests {
             errno: 14,
             fd: 3,
             addr: Addr::Unknown,
+            sock_type: 1,
         })));
         assert_eq!(v["error"], "EFAULT");
         assert_eq!(v["addr"], serde_json::json!({"family": "unknown"}));

@@ -8,7 +8,11 @@ mod text;
 
 use std::io::{self, Write};
 
-use crate::{clock::Clock, event::Event};
+use crate::{
+    clock::Clock,
+    diagnose::{Class, Diagnosis, Process},
+    event::Event,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -41,6 +45,22 @@ impl<W: Write> Printer<W> {
         }
     }
 
+    pub fn diagnosis(&mut self, d: &Diagnosis) -> io::Result<()> {
+        match self.format {
+            Format::Text => text::diagnosis(&mut self.out, &self.clock, d),
+            Format::Json => json::diagnosis(&mut self.out, &self.clock, d),
+        }
+    }
+
+    /// The per-process table printed at exit; `lost` is the number of records the
+    /// kernel could not queue over the whole run.
+    pub fn summary(&mut self, procs: &[&Process], lost: u64) -> io::Result<()> {
+        match self.format {
+            Format::Text => text::summary(&mut self.out, procs, lost),
+            Format::Json => json::summary(&mut self.out, procs, lost),
+        }
+    }
+
     /// `count` more records were dropped by the kernel (ring buffer full), `total` so far.
     pub fn lost(&mut self, ktime_ns: u64, count: u64, total: u64) -> io::Result<()> {
         match self.format {
@@ -65,4 +85,13 @@ pub fn errno_label(errno: i32) -> String {
         0 => "OK".to_owned(),
         e => crate::errno::name(e).map_or_else(|| format!("errno {e}"), str::to_owned),
     }
+}
+
+/// Error counts of one class over all syscall families.
+pub fn class_total(p: &Process, class: impl Fn(Class) -> bool) -> u64 {
+    p.counts
+        .iter()
+        .filter(|((c, _), _)| class(*c))
+        .map(|(_, n)| *n)
+        .sum()
 }

@@ -3,9 +3,10 @@
 
 use std::io::{self, Write};
 
-use super::errno_label;
+use super::{class_total, errno_label};
 use crate::{
     clock::{self, Clock},
+    diagnose::{Class, Diagnosis, Process},
     event::{
         Addr, Body, Event,
         reset::Direction,
@@ -97,6 +98,77 @@ pub fn describe(ev: &Event) -> (String, String, String) {
     }
 }
 
+/// A diagnosis: `!` in the SYSCALL column, the explanation after it.
+pub fn diagnosis(out: &mut impl Write, clock: &Clock, d: &Diagnosis) -> io::Result<()> {
+    let time = clock::hms(clock.wall_ns(d.ktime_ns));
+    writeln!(
+        out,
+        "{time:<8} {:>7} {:>7} {:<16} {:<8} {}",
+        d.pid,
+        "-",
+        d.comm.to_string(),
+        "!",
+        d.what.message()
+    )
+}
+
+pub fn summary(out: &mut impl Write, procs: &[&Process], lost: u64) -> io::Result<()> {
+    writeln!(out)?;
+    if procs.is_empty() {
+        writeln!(out, "SUMMARY: no socket errors seen")?;
+    } else {
+        writeln!(
+            out,
+            "{:>7} {:<16} {:>5} {:>8} {:>5} {:>9} {:>5} {:>10} {:>7} {:<18} FLAGS",
+            "PID",
+            "COMM",
+            "INUSE",
+            "NOTAVAIL",
+            "EPIPE",
+            "CONNRESET",
+            "OTHER",
+            "RST IN/OUT",
+            "SIGPIPE",
+            "EXIT"
+        )?;
+        for p in procs {
+            let n = |c: Class| class_total(p, |k| k == c);
+            let other = class_total(p, |k| matches!(k, Class::Other(_)));
+            let sigpipe: u64 = p.sigpipe.values().sum();
+            let exit = p
+                .exit
+                .map_or_else(|| "running".to_owned(), |e| e.to_string());
+            let flags: Vec<&str> = p.flags.iter().copied().collect();
+            writeln!(
+                out,
+                "{:>7} {:<16} {:>5} {:>8} {:>5} {:>9} {:>5} {:>10} {:>7} {:<18} {}",
+                p.pid,
+                p.comm.to_string(),
+                n(Class::AddrInUse),
+                n(Class::AddrNotAvail),
+                n(Class::Pipe),
+                n(Class::ConnReset),
+                other,
+                format!("{}/{}", p.resets_received, p.resets_sent),
+                sigpipe,
+                exit,
+                if flags.is_empty() {
+                    "-".to_owned()
+                } else {
+                    flags.join(",")
+                }
+            )?;
+        }
+    }
+    if lost > 0 {
+        writeln!(
+            out,
+            "lossy: {lost} events were lost (ring buffer full); counts above miss them"
+        )?;
+    }
+    Ok(())
+}
+
 pub fn lost(
     out: &mut impl Write,
     clock: &Clock,
@@ -134,6 +206,7 @@ mod tests {
                 errno: 98,
                 fd: 3,
                 addr: Addr::Inet((Ipv4Addr::LOCALHOST, 9000).into()),
+                sock_type: 1,
             }),
         })
         .unwrap();

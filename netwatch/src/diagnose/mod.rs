@@ -1,0 +1,589 @@
+//! Per-process diagnosis: a state machine over the event stream, in plain Rust with
+//! no kernel in it. It is fed each decoded event with a [`Context`] the daemon looked
+//! up at that moment (who holds a port, the ephemeral port range), and answers with
+//! [`Diagnosis`]es: the one-line explanation a senior engineer would give.
+//!
+//! Processes are keyed by pid and forgotten at exit (after their exit diagnosis), so
+//! a reused pid starts afresh.
+
+mod what;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+
+use netwatch_common::Syscall;
+
+pub use self::what::What;
+use crate::event::{
+    Addr, Body, Comm, Event,
+    bind::{Bind, SOCK_DGRAM},
+    connect::Connect,
+    process::ExitStatus,
+    reset::{Direction, Reset},
+    signal::Signal,
+    sock::TcpState,
+    sockio::SockIo,
+};
+
+const EPIPE: i32 = 32;
+const EADDRINUSE: i32 = 98;
+const EADDRNOTAVAIL: i32 = 99;
+const ECONNRESET: i32 = 104;
+const ECONNREFUSED: i32 = 111;
+const SIGPIPE: i32 = 13;
+
+/// A holder that exits this soon after a failed bind made the failure a race.
+pub const RELEASE_WINDOW_NS: u64 = 5_000_000_000;
+/// Bounds on what is kept per process and overall (churn must not grow memory).
+const MAX_UNRECOVERED: usize = 16;
+const MAX_PEERS: usize = 8;
+const MAX_SOCKETS: usize = 65536;
+const MAX_FINISHED: usize = 4096;
+
+/// What the daemon found out about the host when an event arrived.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Context {
+    /// For EADDRINUSE on bind: the sockets using that local port.
+    pub holders: Option<Holders>,
+    /// For EADDRNOTAVAIL on connect: the process's `net.ipv4.ip_local_port_range`.
+    pub port_range: Option<(u16, u16)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Holders {
+    Sockets(Vec<HeldSocket>),
+    /// Not looked up (rate limit during a storm, or the lookup failed).
+    Unknown(String),
+}
+
+/// A socket using a port, from the kernel's socket table (netlink sock_diag).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldSocket {
+    pub state: TcpState,
+    pub local: Addr,
+    /// Every process with the socket open (a listener inherited across fork is held
+    /// by each); empty for TIME_WAIT and orphaned sockets.
+    pub owners: Vec<(u32, Comm)>,
+}
+
+/// A holder as a diagnosis names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Holder {
+    pub pid: u32,
+    pub comm: Comm,
+    pub state: TcpState,
+    /// The holder had been asked to terminate (signal, ns before the failed bind).
+    pub exiting: Option<(i32, u64)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnosis {
+    pub ktime_ns: u64,
+    pub pid: u32,
+    pub comm: Comm,
+    pub what: What,
+}
+
+/// Error classes, counted per process and per syscall family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Class {
+    AddrInUse,
+    AddrNotAvail,
+    Pipe,
+    ConnReset,
+    Other(i32),
+}
+
+impl Class {
+    pub fn of(errno: i32) -> Self {
+        match errno {
+            EADDRINUSE => Self::AddrInUse,
+            EADDRNOTAVAIL => Self::AddrNotAvail,
+            EPIPE => Self::Pipe,
+            ECONNRESET => Self::ConnReset,
+            e => Self::Other(e),
+        }
+    }
+
+    pub fn errno(self) -> i32 {
+        match self {
+            Self::AddrInUse => EADDRINUSE,
+            Self::AddrNotAvail => EADDRNOTAVAIL,
+            Self::Pipe => EPIPE,
+            Self::ConnReset => ECONNRESET,
+            Self::Other(e) => e,
+        }
+    }
+}
+
+/// The syscall families the counts are kept by.
+pub fn family(syscall: Syscall) -> &'static str {
+    match syscall {
+        Syscall::Bind => "bind",
+        Syscall::Connect => "connect",
+        Syscall::Listen | Syscall::Accept | Syscall::Accept4 => "listen",
+        Syscall::Sendfile64 => "sendfile",
+        s if s.is_send() => "send",
+        _ => "recv",
+    }
+}
+
+/// Everything known about one process, and what the summary shows.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Process {
+    pub pid: u32,
+    pub comm: Comm,
+    /// Errors by class and syscall family.
+    pub counts: BTreeMap<(Class, &'static str), u64>,
+    pub resets_received: u64,
+    pub resets_sent: u64,
+    pub reset_peers: BTreeSet<String>,
+    pub sigpipe: BTreeMap<&'static str, u64>,
+    pub exit: Option<ExitStatus>,
+    /// Names of the diagnoses that flag this process (`exit_zero_after_bind_failure`...).
+    pub flags: BTreeSet<&'static str>,
+    /// Failed binds not followed by a successful listen (or datagram bind).
+    unrecovered: Vec<(Addr, i32)>,
+    /// The last EPIPE: syscall and peer, for a SIGPIPE death.
+    last_epipe: Option<(Syscall, Addr)>,
+    /// Diagnoses already given, so a storm of one error explains it once.
+    said: BTreeSet<String>,
+}
+
+impl Process {
+    /// How bad it looks, for sorting the summary (higher first).
+    pub fn severity(&self) -> u32 {
+        let count = |c: Class| {
+            self.counts
+                .iter()
+                .filter(|((k, _), _)| *k == c)
+                .map(|(_, n)| *n)
+                .sum::<u64>()
+        };
+        let mut s = 0;
+        if self.flags.contains(What::EXIT_ZERO_AFTER_BIND_FAILURE) {
+            s += 1000;
+        }
+        if self.flags.contains(What::KILLED_BY_SIGPIPE) {
+            s += 500;
+        }
+        if count(Class::AddrInUse) + count(Class::AddrNotAvail) > 0 {
+            s += 100;
+        }
+        if count(Class::Pipe) + count(Class::ConnReset) > 0 || self.resets_received > 0 {
+            s += 50;
+        }
+        if self
+            .counts
+            .keys()
+            .any(|(c, _)| matches!(c, Class::Other(_)))
+        {
+            s += 10;
+        }
+        s
+    }
+
+    pub fn total_errors(&self) -> u64 {
+        self.counts.values().sum()
+    }
+
+    fn noteworthy(&self) -> bool {
+        !self.counts.is_empty()
+            || self.resets_received + self.resets_sent > 0
+            || !self.sigpipe.is_empty()
+    }
+}
+
+/// A failed bind whose port holders were alive: if one exits soon, say so.
+#[derive(Debug)]
+struct PendingRelease {
+    failed_pid: u32,
+    failed_comm: Comm,
+    port: u16,
+    at_ns: u64,
+    holder: u32,
+}
+
+#[derive(Debug, Default)]
+pub struct Classifier {
+    procs: HashMap<u32, Process>,
+    /// Processes that exited, kept for the summary (bounded; only noteworthy ones).
+    finished: VecDeque<Process>,
+    /// Resets received, by socket: to explain a later ECONNRESET on that socket.
+    resets: HashMap<u64, (u64, Addr)>,
+    /// Termination signals (SIGINT, SIGTERM...) by target pid: holders on their way out.
+    terminating: HashMap<u32, (i32, u64)>,
+    pending: Vec<PendingRelease>,
+}
+
+impl Classifier {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn proc(&mut self, ev: &Event) -> &mut Process {
+        let p = self.procs.entry(ev.pid).or_insert_with(|| Process {
+            pid: ev.pid,
+            ..Process::default()
+        });
+        if !ev.comm.as_bytes().is_empty() {
+            p.comm = ev.comm.clone();
+        }
+        p
+    }
+
+    /// Feed one event (with what was looked up for it); returns the diagnoses it
+    /// makes, in order.
+    pub fn feed(&mut self, ev: &Event, ctx: &Context) -> Vec<Diagnosis> {
+        let mut out = Vec::new();
+        self.expire(ev.ktime_ns);
+        match &ev.body {
+            Body::Bind(b) => self.bind(ev, b, ctx, &mut out),
+            Body::Listen(_) => self.proc(ev).unrecovered.clear(),
+            Body::Connect(c) => self.connect(ev, c, ctx, &mut out),
+            Body::SockIo(io) => self.sockio(ev, io, &mut out),
+            Body::Reset(r) => self.reset(ev, r),
+            Body::Signal(s) => self.signal(ev, s),
+            Body::Exit(e) => self.exit(ev, e.status, &mut out),
+            Body::Fork(f) => {
+                // A pid seen again as a new child is a new process.
+                if let Some(old) = self.procs.remove(&f.child_pid) {
+                    self.finish(old);
+                }
+            }
+            Body::Exec(_) => {}
+        }
+        out
+    }
+
+    fn say(&mut self, ev: &Event, key: String, what: What, out: &mut Vec<Diagnosis>) {
+        let p = self.proc(ev);
+        if p.said.len() < 256 && p.said.insert(key) {
+            p.flags.insert(what.name());
+            out.push(Diagnosis {
+                ktime_ns: ev.ktime_ns,
+                pid: ev.pid,
+                comm: p.comm.clone(),
+                what,
+            });
+        }
+    }
+
+    fn bind(&mut self, ev: &Event, b: &Bind, ctx: &Context, out: &mut Vec<Diagnosis>) {
+        if b.errno == 0 {
+            // A datagram socket serves as soon as it is bound; a stream socket once
+            // it listens (see Body::Listen).
+            if b.sock_type == SOCK_DGRAM {
+                self.proc(ev).unrecovered.clear();
+            }
+            return;
+        }
+        let p = self.proc(ev);
+        *p.counts.entry((Class::of(b.errno), "bind")).or_default() += 1;
+        if p.unrecovered.len() < MAX_UNRECOVERED && !p.unrecovered.contains(&(b.addr, b.errno)) {
+            p.unrecovered.push((b.addr, b.errno));
+        }
+        match b.errno {
+            EADDRINUSE => {
+                let port = b.addr.port().unwrap_or(0);
+                let what = self.port_in_use(ev, port, ctx);
+                self.say(ev, format!("inuse:{port}"), what, out);
+            }
+            EADDRNOTAVAIL => {
+                let key = format!("notlocal:{}", b.addr);
+                self.say(ev, key, What::AddressNotLocal { addr: b.addr }, out);
+            }
+            _ => {}
+        }
+    }
+
+    fn port_in_use(&mut self, ev: &Event, port: u16, ctx: &Context) -> What {
+        let sockets = match &ctx.holders {
+            Some(Holders::Sockets(s)) => s,
+            Some(Holders::Unknown(why)) => {
+                return What::PortInUse {
+                    port,
+                    why: why.clone(),
+                };
+            }
+            None => {
+                return What::PortInUse {
+                    port,
+                    why: "not looked up".into(),
+                };
+            }
+        };
+        let mut holders: Vec<Holder> = Vec::new();
+        for s in sockets {
+            for (pid, comm) in &s.owners {
+                if *pid == ev.pid || holders.iter().any(|h| h.pid == *pid) {
+                    continue;
+                }
+                let exiting = self
+                    .terminating
+                    .get(pid)
+                    .map(|&(sig, at)| (sig, ev.ktime_ns.saturating_sub(at)));
+                holders.push(Holder {
+                    pid: *pid,
+                    comm: comm.clone(),
+                    state: s.state,
+                    exiting,
+                });
+            }
+        }
+        if !holders.is_empty() {
+            for h in &holders {
+                self.pending.push(PendingRelease {
+                    failed_pid: ev.pid,
+                    failed_comm: ev.comm.clone(),
+                    port,
+                    at_ns: ev.ktime_ns,
+                    holder: h.pid,
+                });
+            }
+            return What::PortHeld { port, holders };
+        }
+        let time_wait = sockets
+            .iter()
+            .filter(|s| s.state == TcpState::TIME_WAIT)
+            .count();
+        match (time_wait, sockets.len()) {
+            (0, 0) => What::PortFreed { port },
+            (tw, n) if tw == n => What::PortTimeWait { port, sockets: tw },
+            (_, n) => What::PortOrphaned {
+                port,
+                sockets: n,
+                state: sockets[0].state,
+            },
+        }
+    }
+
+    fn connect(&mut self, ev: &Event, c: &Connect, ctx: &Context, out: &mut Vec<Diagnosis>) {
+        if c.errno == 0 {
+            return;
+        }
+        *self
+            .proc(ev)
+            .counts
+            .entry((Class::of(c.errno), "connect"))
+            .or_default() += 1;
+        match c.errno {
+            EADDRNOTAVAIL => {
+                // Linux returns EADDRNOTAVAIL both when no ephemeral port is left for
+                // this destination and when an explicitly bound source port would
+                // recreate a 4-tuple still in use (TIME_WAIT): tell them apart by the
+                // bind (net/ipv4/inet_hashtables.c __inet_hash_connect / __inet_check_established).
+                let bound = c.sock.socket().filter(|s| s.port_bound);
+                let (key, what) = match bound {
+                    Some(s) => (
+                        format!("collision:{}:{}", s.local.port().unwrap_or(0), c.addr),
+                        What::TupleCollision {
+                            src_port: s.local.port().unwrap_or(0),
+                            dst: c.addr,
+                        },
+                    ),
+                    None => (
+                        format!("exhausted:{}", c.addr),
+                        What::EphemeralExhausted {
+                            dst: c.addr,
+                            range: ctx.port_range,
+                        },
+                    ),
+                };
+                self.say(ev, key, what, out);
+            }
+            ECONNREFUSED if c.addr.port().is_some() => {
+                self.say(
+                    ev,
+                    format!("refused:{}", c.addr),
+                    What::ConnectionRefused { dst: c.addr },
+                    out,
+                );
+            }
+            _ => {}
+        }
+    }
+
+    fn sockio(&mut self, ev: &Event, io: &SockIo, out: &mut Vec<Diagnosis>) {
+        let socket = io.sock.socket().copied();
+        let peer = socket.map_or(Addr::Unknown, |s| s.remote);
+        let p = self.proc(ev);
+        *p.counts
+            .entry((Class::of(io.errno), family(io.syscall)))
+            .or_default() += 1;
+        if io.errno == EPIPE {
+            p.last_epipe = Some((io.syscall, peer));
+        }
+        if io.errno != ECONNRESET && io.errno != EPIPE {
+            return;
+        }
+        let Some(s) = socket else { return };
+        let rst = self
+            .resets
+            .get(&s.sk)
+            .map(|&(at, _)| ev.ktime_ns.saturating_sub(at));
+        let what = if io.errno == ECONNRESET {
+            What::ResetByPeer {
+                syscall: io.syscall,
+                peer,
+                rst_ago_ns: rst,
+            }
+        } else {
+            What::PeerGone {
+                syscall: io.syscall,
+                peer,
+                rst_ago_ns: rst,
+            }
+        };
+        self.say(ev, format!("{}:{:x}", what.name(), s.sk), what, out);
+    }
+
+    fn reset(&mut self, ev: &Event, r: &Reset) {
+        if r.direction == Direction::Received && r.sk != 0 {
+            if self.resets.len() >= MAX_SOCKETS {
+                self.resets.clear();
+            }
+            self.resets.insert(r.sk, (ev.ktime_ns, r.remote));
+        }
+        if !r.owner_known {
+            return;
+        }
+        let p = self.proc(ev);
+        match r.direction {
+            Direction::Received => p.resets_received += 1,
+            Direction::Sent => p.resets_sent += 1,
+        }
+        if p.reset_peers.len() < MAX_PEERS {
+            p.reset_peers.insert(r.remote.to_string());
+        }
+    }
+
+    fn signal(&mut self, ev: &Event, s: &Signal) {
+        if s.sig == SIGPIPE {
+            *self.proc(ev).sigpipe.entry(s.fate.name()).or_default() += 1;
+        } else {
+            if self.terminating.len() >= MAX_SOCKETS {
+                self.terminating.clear();
+            }
+            self.terminating
+                .entry(ev.pid)
+                .or_insert((s.sig, ev.ktime_ns));
+        }
+    }
+
+    fn exit(&mut self, ev: &Event, status: ExitStatus, out: &mut Vec<Diagnosis>) {
+        self.terminating.remove(&ev.pid);
+        // Hot reload: the holder of a port someone just failed to bind lets go.
+        let mut released = Vec::new();
+        self.pending.retain(|r| {
+            if r.holder == ev.pid {
+                released.push((
+                    r.failed_pid,
+                    r.failed_comm.clone(),
+                    r.port,
+                    ev.ktime_ns.saturating_sub(r.at_ns),
+                ));
+                false
+            } else {
+                true
+            }
+        });
+        for (failed_pid, failed_comm, port, after_ns) in released {
+            let what = What::PortReleased {
+                port,
+                holder: ev.pid,
+                holder_comm: ev.comm.clone(),
+                after_ns,
+            };
+            if let Some(p) = self.procs.get_mut(&failed_pid) {
+                p.flags.insert(what.name());
+            }
+            out.push(Diagnosis {
+                ktime_ns: ev.ktime_ns,
+                pid: failed_pid,
+                comm: failed_comm,
+                what,
+            });
+        }
+
+        let Some(mut p) = self.procs.remove(&ev.pid) else {
+            return;
+        };
+        if !ev.comm.as_bytes().is_empty() {
+            p.comm = ev.comm.clone();
+        }
+        p.exit = Some(status);
+        let what = match status {
+            ExitStatus::Exited(0) => p
+                .unrecovered
+                .first()
+                .map(|&(addr, errno)| What::ExitZeroAfterBindFailure { addr, errno }),
+            ExitStatus::Killed {
+                signal: SIGPIPE, ..
+            } => Some(What::KilledBySigpipe {
+                after: p.last_epipe,
+            }),
+            _ => None,
+        };
+        if let Some(what) = what {
+            p.flags.insert(what.name());
+            out.push(Diagnosis {
+                ktime_ns: ev.ktime_ns,
+                pid: ev.pid,
+                comm: p.comm.clone(),
+                what,
+            });
+        }
+        self.finish(p);
+    }
+
+    fn finish(&mut self, p: Process) {
+        if !p.noteworthy() && p.flags.is_empty() {
+            return;
+        }
+        if self.finished.len() >= MAX_FINISHED {
+            self.finished.pop_front();
+        }
+        self.finished.push_back(p);
+    }
+
+    /// Forget pending releases older than the window.
+    fn expire(&mut self, now_ns: u64) {
+        self.pending
+            .retain(|r| now_ns.saturating_sub(r.at_ns) <= RELEASE_WINDOW_NS);
+    }
+
+    /// Every process with something to report, worst first.
+    pub fn summary(&self) -> Vec<&Process> {
+        let mut all: Vec<&Process> = self
+            .finished
+            .iter()
+            .chain(
+                self.procs
+                    .values()
+                    .filter(|p| p.noteworthy() || !p.flags.is_empty()),
+            )
+            .collect();
+        all.sort_by(|a, b| {
+            b.severity()
+                .cmp(&a.severity())
+                .then(b.total_errors().cmp(&a.total_errors()))
+                .then(a.pid.cmp(&b.pid))
+        });
+        all
+    }
+
+    /// Whether any process exited 0 after an unrecovered bind failure.
+    pub fn any_flagged_exit_zero(&self) -> bool {
+        self.summary()
+            .iter()
+            .any(|p| p.flags.contains(What::EXIT_ZERO_AFTER_BIND_FAILURE))
+    }
+
+    /// Processes currently tracked (for memory accounting).
+    pub fn tracked(&self) -> usize {
+        self.procs.len()
+    }
+}
+
+#[cfg(test)]
+mod tests;

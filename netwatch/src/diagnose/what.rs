@@ -1,0 +1,221 @@
+//! The diagnoses: what each one is called (JSON `diagnosis`, summary flags) and the
+//! sentence it prints.
+
+use std::fmt::Write as _;
+
+use netwatch_common::Syscall;
+
+use super::Holder;
+use crate::{
+    errno,
+    event::{Addr, Comm, signal, sock::TcpState},
+};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum What {
+    /// The Daphne bug: the process exited 0 with a failed bind never recovered.
+    ExitZeroAfterBindFailure { addr: Addr, errno: i32 },
+    /// EADDRINUSE: live sockets of these processes hold the port.
+    PortHeld { port: u16, holders: Vec<Holder> },
+    /// EADDRINUSE: only TIME_WAIT sockets (no owner) hold the port.
+    PortTimeWait { port: u16, sockets: usize },
+    /// EADDRINUSE: sockets with no owning process (orphaned, closing) hold the port.
+    PortOrphaned {
+        port: u16,
+        sockets: usize,
+        state: TcpState,
+    },
+    /// EADDRINUSE, but no socket held the port when netwatch looked.
+    PortFreed { port: u16 },
+    /// EADDRINUSE; who holds the port was not looked up.
+    PortInUse { port: u16, why: String },
+    /// EADDRNOTAVAIL on bind: no local interface has the address.
+    AddressNotLocal { addr: Addr },
+    /// EADDRNOTAVAIL on connect from an unbound socket.
+    EphemeralExhausted {
+        dst: Addr,
+        range: Option<(u16, u16)>,
+    },
+    /// EADDRNOTAVAIL on connect from an explicitly bound source port.
+    TupleCollision { src_port: u16, dst: Addr },
+    /// ECONNREFUSED: nothing listens there.
+    ConnectionRefused { dst: Addr },
+    /// Died of SIGPIPE, after an EPIPE on this syscall to this peer.
+    KilledBySigpipe { after: Option<(Syscall, Addr)> },
+    /// ECONNRESET: the peer reset the connection (RST seen this long before).
+    ResetByPeer {
+        syscall: Syscall,
+        peer: Addr,
+        rst_ago_ns: Option<u64>,
+    },
+    /// EPIPE: writing to a connection the peer closed or reset.
+    PeerGone {
+        syscall: Syscall,
+        peer: Addr,
+        rst_ago_ns: Option<u64>,
+    },
+    /// A port holder exited soon after a bind failed on its port: a restart race.
+    PortReleased {
+        port: u16,
+        holder: u32,
+        holder_comm: Comm,
+        after_ns: u64,
+    },
+}
+
+fn ms(ns: u64) -> String {
+    let ms = ns as f64 / 1e6;
+    if ms < 10.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{ms:.0} ms")
+    }
+}
+
+fn errno_name(e: i32) -> String {
+    errno::name(e).map_or_else(|| format!("errno {e}"), str::to_owned)
+}
+
+impl What {
+    pub const EXIT_ZERO_AFTER_BIND_FAILURE: &'static str = "exit_zero_after_bind_failure";
+    pub const KILLED_BY_SIGPIPE: &'static str = "killed_by_sigpipe";
+
+    /// Stable name (JSON `diagnosis`, summary FLAGS).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::ExitZeroAfterBindFailure { .. } => Self::EXIT_ZERO_AFTER_BIND_FAILURE,
+            Self::PortHeld { .. } => "port_held",
+            Self::PortTimeWait { .. } => "port_time_wait",
+            Self::PortOrphaned { .. } => "port_orphaned",
+            Self::PortFreed { .. } => "port_freed",
+            Self::PortInUse { .. } => "port_in_use",
+            Self::AddressNotLocal { .. } => "address_not_local",
+            Self::EphemeralExhausted { .. } => "ephemeral_ports_exhausted",
+            Self::TupleCollision { .. } => "tuple_collision",
+            Self::ConnectionRefused { .. } => "connection_refused",
+            Self::KilledBySigpipe { .. } => Self::KILLED_BY_SIGPIPE,
+            Self::ResetByPeer { .. } => "reset_by_peer",
+            Self::PeerGone { .. } => "peer_gone",
+            Self::PortReleased { .. } => "port_released",
+        }
+    }
+
+    /// The one-line explanation.
+    pub fn message(&self) -> String {
+        match self {
+            Self::ExitZeroAfterBindFailure { addr, errno } => {
+                format!(
+                    "exited 0 after bind failure ({} {addr}): callers will read success",
+                    errno_name(*errno)
+                )
+            }
+            Self::PortHeld { port, holders } => {
+                let mut m = format!("port {port} is held by ");
+                for (i, h) in holders.iter().enumerate() {
+                    if i > 0 {
+                        m.push_str(", ");
+                    }
+                    let _ = write!(m, "pid {} ({}, {})", h.pid, h.comm, h.state.name());
+                    if let Some((sig, ago)) = h.exiting {
+                        let _ =
+                            write!(m, " exiting: got {} {} earlier", signal::name(sig), ms(ago));
+                    }
+                }
+                m
+            }
+            Self::PortTimeWait { port, sockets } => format!(
+                "port {port} is held only by {sockets} TIME_WAIT socket{} (no owner): earlier connections are \
+                 closing; SO_REUSEADDR lets the bind succeed",
+                if *sockets == 1 { "" } else { "s" }
+            ),
+            Self::PortOrphaned {
+                port,
+                sockets,
+                state,
+            } => format!(
+                "port {port} is held by {sockets} socket(s) no process owns ({}): wait for them to close",
+                state.name()
+            ),
+            Self::PortFreed { port } => {
+                format!(
+                    "port {port} was in use, but no socket held it when netwatch looked: released just after"
+                )
+            }
+            Self::PortInUse { port, why } => {
+                format!("port {port} is in use (holder not looked up: {why})")
+            }
+            Self::AddressNotLocal { addr } => {
+                let ip = match addr {
+                    Addr::Inet(sa) => sa.ip().to_string(),
+                    other => other.to_string(),
+                };
+                format!("address not local: no interface has {ip}")
+            }
+            Self::EphemeralExhausted { dst, range } => {
+                let mut m = format!("ephemeral ports exhausted towards {dst}");
+                if let Some((lo, hi)) = range {
+                    let _ = write!(
+                        m,
+                        " (net.ipv4.ip_local_port_range {lo}-{hi}: {} ports)",
+                        u32::from(*hi) - u32::from(*lo) + 1
+                    );
+                }
+                m.push_str("; other destinations still work");
+                m
+            }
+            Self::TupleCollision { src_port, dst } => format!(
+                "4-tuple in use: source port {src_port} is explicitly bound and a connection from it to {dst} \
+                 still exists (TIME_WAIT collision), not port exhaustion"
+            ),
+            Self::ConnectionRefused { dst } => {
+                format!("nothing listens on {dst} (connection refused)")
+            }
+            Self::KilledBySigpipe {
+                after: Some((syscall, peer)),
+            } => {
+                format!(
+                    "killed by SIGPIPE after EPIPE on {} to {peer}",
+                    syscall.name()
+                )
+            }
+            Self::KilledBySigpipe { after: None } => "killed by SIGPIPE".to_owned(),
+            Self::ResetByPeer {
+                syscall,
+                peer,
+                rst_ago_ns,
+            } => match rst_ago_ns {
+                Some(ago) => format!(
+                    "{}: connection reset by peer {peer} (RST received {} earlier)",
+                    syscall.name(),
+                    ms(*ago)
+                ),
+                None => format!("{}: connection reset by peer {peer}", syscall.name()),
+            },
+            Self::PeerGone {
+                syscall,
+                peer,
+                rst_ago_ns,
+            } => match rst_ago_ns {
+                Some(ago) => format!(
+                    "{}: writing to a connection {peer} reset {} earlier (EPIPE; SIGPIPE unless ignored)",
+                    syscall.name(),
+                    ms(*ago)
+                ),
+                None => format!(
+                    "{}: writing to a connection {peer} already closed (EPIPE; SIGPIPE unless ignored)",
+                    syscall.name()
+                ),
+            },
+            Self::PortReleased {
+                port,
+                holder,
+                holder_comm,
+                after_ns,
+            } => format!(
+                "port {port} released by pid {holder} ({holder_comm}) {} after the failed bind: a restart race \
+                 (stop the old instance, wait for it to exit, then start the new one)",
+                ms(*after_ns)
+            ),
+        }
+    }
+}
