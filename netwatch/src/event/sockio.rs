@@ -18,11 +18,23 @@ pub struct SockIo {
 
 pub(super) fn decode(bytes: &[u8]) -> Result<SockIo, DecodeError> {
     let raw: SockIoEvent = read(bytes)?;
-    let syscall = Syscall::from_u32(raw.syscall).ok_or(DecodeError::BadField {
-        kind: EventKind::SockIo,
-        field: "syscall",
-        value: raw.syscall.into(),
-    })?;
+    // Only the send and receive families travel in this record.
+    let syscall = Syscall::from_u32(raw.syscall)
+        .filter(|s| {
+            !matches!(
+                s,
+                Syscall::Bind
+                    | Syscall::Connect
+                    | Syscall::Listen
+                    | Syscall::Accept
+                    | Syscall::Accept4
+            )
+        })
+        .ok_or(DecodeError::BadField {
+            kind: EventKind::SockIo,
+            field: "syscall",
+            value: raw.syscall.into(),
+        })?;
     Ok(SockIo {
         syscall,
         errno: raw.errno,
@@ -181,7 +193,8 @@ mod tests {
 
     #[test]
     fn unknown_syscall_number_is_a_bad_field() {
-        for n in [0, 19, 29, 35, u32::MAX] {
+        // Unknown numbers, and syscalls that are not of the send or receive family.
+        for n in [0, 1, 2, 3, 4, 5, 19, 29, 35, u32::MAX] {
             assert_eq!(
                 decode(&record(n, 32, 3, tcp4_closed())),
                 Err(DecodeError::BadField {
