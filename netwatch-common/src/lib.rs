@@ -321,6 +321,48 @@ pub const CONNECTING_MAX: u32 = 16384;
 pub const SOCK_OWNER_MAP: &str = "SOCK_OWNER";
 pub const SOCK_OWNER_MAX: u32 = 65536;
 
+/// Per-CPU LRU hash from thread-group id to [`ProcCounts`]: exact error counts,
+/// bumped before the ring buffer reservation, so they hold even when records are lost.
+pub const PROC_COUNTS_MAP: &str = "PROC_COUNTS";
+pub const PROC_COUNTS_MAX: u32 = 16384;
+
+/// Error classes counted in the kernel: EADDRINUSE, EADDRNOTAVAIL, EPIPE, ECONNRESET,
+/// and every other errno together.
+pub const COUNT_CLASSES: usize = 5;
+/// Syscall families counted in the kernel: bind, connect, send, recv, sendfile.
+pub const COUNT_FAMILIES: usize = 5;
+pub const FAMILY_BIND: usize = 0;
+pub const FAMILY_CONNECT: usize = 1;
+pub const FAMILY_SEND: usize = 2;
+pub const FAMILY_RECV: usize = 3;
+pub const FAMILY_SENDFILE: usize = 4;
+
+/// Exact error counts of one process: `n[class * COUNT_FAMILIES + family]`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcCounts {
+    pub n: [u64; COUNT_CLASSES * COUNT_FAMILIES],
+}
+const _: () = assert!(core::mem::size_of::<ProcCounts>() == 200);
+
+impl ProcCounts {
+    pub const ZERO: Self = Self {
+        n: [0; COUNT_CLASSES * COUNT_FAMILIES],
+    };
+
+    /// The counter index for a positive errno in a family.
+    pub const fn index(errno: i32, family: usize) -> usize {
+        let class = match errno {
+            98 => 0,  // EADDRINUSE
+            99 => 1,  // EADDRNOTAVAIL
+            32 => 2,  // EPIPE
+            104 => 3, // ECONNRESET
+            _ => 4,
+        };
+        class * COUNT_FAMILIES + family
+    }
+}
+
 /// The process seen using a socket, from process context.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -352,4 +394,6 @@ mod user {
     unsafe impl aya::Pod for super::KernelOffsets {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::Owner {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::ProcCounts {}
 }

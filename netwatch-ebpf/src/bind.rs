@@ -6,7 +6,7 @@ use aya_ebpf::{
     macros::tracepoint,
     programs::TracePointContext,
 };
-use netwatch_common::{EventKind, bind::BindEvent};
+use netwatch_common::{EventKind, FAMILY_BIND, bind::BindEvent};
 
 use crate::{
     emit, kernel,
@@ -37,6 +37,9 @@ fn try_sys_exit_bind(ctx: &TracePointContext) -> Option<()> {
             set_owner(sk, pid_tgid, bpf_get_current_comm().unwrap_or([0; 16]));
         }
         sock_type = kernel::sock_type(sk);
+    }
+    if ret < 0 {
+        maps::count((pid_tgid >> 32) as u32, -ret as i32, FAMILY_BIND);
     }
     let mut slot = emit::reserve::<BindEvent>(EventKind::Bind)?;
     let ev = slot.zeroed();

@@ -7,7 +7,7 @@ use aya_ebpf::{
     programs::{BtfTracePointContext, TracePointContext},
 };
 use netwatch_common::{
-    EventKind,
+    EventKind, FAMILY_CONNECT,
     connect::{CONNECT_ERROR_REPORT, CONNECT_SYSCALL, ConnectEvent},
 };
 
@@ -72,6 +72,9 @@ fn try_sys_exit_connect(ctx: &TracePointContext) -> Option<()> {
         (0, _) if CONFIG.load().verbose == 0 => return None,
         (e, _) => (e as i32, CONNECT_SYSCALL),
     };
+    if errno != 0 {
+        maps::count((pid_tgid >> 32) as u32, errno, FAMILY_CONNECT);
+    }
     let mut slot = emit::reserve::<ConnectEvent>(EventKind::Connect)?;
     let ev = slot.zeroed();
     ev.header = emit::header(EventKind::Connect, pid_tgid);
@@ -120,6 +123,7 @@ fn try_inet_sk_error_report(ctx: &BtfTracePointContext) -> Option<()> {
     if CONFIG.load().filter_pids != 0 && (tgid == 0 || !maps::watched(tgid)) {
         return None;
     }
+    maps::count(tgid, err, FAMILY_CONNECT);
     let mut slot = emit::reserve::<ConnectEvent>(EventKind::Connect)?;
     let ev = slot.zeroed();
     ev.header = emit::header_for(EventKind::Connect, tgid, tid, comm);

@@ -3,11 +3,11 @@
 use aya_ebpf::{
     Global,
     macros::map,
-    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
+    maps::{HashMap, LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
 };
 use netwatch_common::{
-    COMM_LEN, CONNECTING_MAX, Config, EventKind, KernelOffsets, Owner, SOCK_OWNER_MAX, TpLayout,
-    WATCHED_MAX,
+    COMM_LEN, CONNECTING_MAX, Config, EventKind, KernelOffsets, Owner, PROC_COUNTS_MAX, ProcCounts,
+    SOCK_OWNER_MAX, TpLayout, WATCHED_MAX,
 };
 
 /// Set by the loader (`override_global`); read-only at run time, so the verifier
@@ -85,6 +85,44 @@ pub static CONNECTING: LruHashMap<u64, u8> = LruHashMap::with_max_entries(CONNEC
 /// report comes first and EINPROGRESS second.
 #[map]
 pub static PENDING_ERR: LruHashMap<u64, i32> = LruHashMap::with_max_entries(CONNECTING_MAX, 0);
+
+/// Exact error counts per process, per CPU (no atomics on the hot path). The daemon
+/// reads and deletes a process's entry when it has exited.
+#[map]
+pub static PROC_COUNTS: LruPerCpuHashMap<u32, ProcCounts> =
+    LruPerCpuHashMap::with_max_entries(PROC_COUNTS_MAX, 0);
+
+/// The zeroed value new PROC_COUNTS entries start from (too large for the stack
+/// next to the handlers' own data).
+static ZERO_COUNTS: ProcCounts = ProcCounts::ZERO;
+
+/// Count a failure of `tgid` (before its record is reserved: exact even when the
+/// ring buffer is full).
+#[inline(always)]
+pub fn count(tgid: u32, errno: i32, family: usize) {
+    if tgid == 0 {
+        return;
+    }
+    let i = ProcCounts::index(errno, family);
+    let slot = match PROC_COUNTS.get_ptr_mut(&tgid) {
+        Some(p) => p,
+        None => {
+            // BPF_NOEXIST: another CPU may have created it meanwhile; either way,
+            // look it up again.
+            let _ = PROC_COUNTS.insert(&tgid, &ZERO_COUNTS, 1);
+            match PROC_COUNTS.get_ptr_mut(&tgid) {
+                Some(p) => p,
+                None => return,
+            }
+        }
+    };
+    // SAFETY: this CPU's value; the index is below the array length by construction.
+    unsafe {
+        if let Some(n) = (*slot).n.get_mut(i) {
+            *n += 1;
+        }
+    }
+}
 
 /// Whether `tgid` passes the pid filter. First check in every handler.
 #[inline(always)]

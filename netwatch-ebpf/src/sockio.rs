@@ -5,7 +5,9 @@
 use aya_ebpf::{
     helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::TracePointContext,
 };
-use netwatch_common::{EventKind, Syscall, sockio::SockIoEvent};
+use netwatch_common::{
+    EventKind, FAMILY_RECV, FAMILY_SEND, FAMILY_SENDFILE, Syscall, sockio::SockIoEvent,
+};
 
 use crate::{
     emit, kernel,
@@ -92,6 +94,12 @@ fn handle(ctx: &TracePointContext, syscall: Syscall) -> Option<()> {
     if let kernel::Fd::Socket(sk) = what {
         set_owner(sk, pid_tgid, header.comm);
     }
+    let family = match syscall {
+        Syscall::Sendfile64 => FAMILY_SENDFILE,
+        s if s.is_send() => FAMILY_SEND,
+        _ => FAMILY_RECV,
+    };
+    maps::count((pid_tgid >> 32) as u32, errno, family);
     let mut slot = emit::reserve::<SockIoEvent>(EventKind::SockIo)?;
     let ev = slot.zeroed();
     ev.header = header;

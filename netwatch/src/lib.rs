@@ -6,6 +6,7 @@
 pub mod caps;
 pub mod cli;
 pub mod clock;
+pub mod counts;
 pub mod diagnose;
 pub mod errno;
 pub mod event;

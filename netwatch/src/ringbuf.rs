@@ -94,15 +94,25 @@ impl Lost {
 
     /// Total lost so far, over every kind and CPU.
     pub fn total(&self) -> Result<u64, RingBufError> {
-        let mut total = 0;
-        for kind in 1..EventKind::COUNT {
-            let per_cpu = self.map.get(&kind, 0).map_err(|source| RingBufError::Map {
+        Ok(self.by_kind()?.iter().map(|(_, n)| n).sum())
+    }
+
+    /// Lost so far per record kind (summed over CPUs), kinds with none left out.
+    pub fn by_kind(&self) -> Result<Vec<(EventKind, u64)>, RingBufError> {
+        let mut out = Vec::new();
+        for k in 1..EventKind::COUNT {
+            let per_cpu = self.map.get(&k, 0).map_err(|source| RingBufError::Map {
                 name: LOST_MAP,
                 source,
             })?;
-            total += per_cpu.iter().sum::<u64>();
+            let n = per_cpu.iter().sum::<u64>();
+            if let Some(kind) = EventKind::from_u32(k)
+                && n > 0
+            {
+                out.push((kind, n));
+            }
         }
-        Ok(total)
+        Ok(out)
     }
 
     /// Total lost as of the last [`Lost::newly_lost`].

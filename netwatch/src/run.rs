@@ -19,8 +19,9 @@ use tokio::{
 use crate::{
     cli::Args,
     clock::Clock,
+    counts::KernelCounts,
     diagnose::{Classifier, Context},
-    event::{self, Body, Event, bind::SOCK_DGRAM},
+    event::{self, Body, Comm, Event, bind::SOCK_DGRAM},
     inspect::Inspector,
     loader::{self, Options},
     output::{Format, Printer},
@@ -56,6 +57,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let mut reader = Reader::new(&mut tracer.ebpf)?;
     let mut lost = Lost::new(&mut tracer.ebpf)?;
+    let kernel_counts = KernelCounts::new(&mut tracer.ebpf)?;
 
     let format = if args.json {
         Format::Json
@@ -106,12 +108,18 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         view: &mut view,
         classifier: Classifier::new(),
         inspector: Inspector::new(),
+        kernel_counts,
     };
     let result = streams.run(&mut sigint, &mut sigterm, child).await;
     drop(tracer); // detach before the summary is printed
     let result = result.and_then(|code| {
-        let lost = streams.lost.reported();
-        streams.out.summary(&streams.classifier.summary(), lost)?;
+        let lost = streams.lost.by_kind()?;
+        for (pid, counts) in streams.kernel_counts.take_all() {
+            streams
+                .classifier
+                .exact_counts(pid, &counts, || comm_of(pid));
+        }
+        streams.out.summary(&streams.classifier.summary(), &lost)?;
         streams.out.flush()?;
         if args.check && streams.classifier.any_flagged_exit_zero() {
             eprintln!(
@@ -207,6 +215,13 @@ struct Streams<'a, W: io::Write> {
     view: &'a mut View,
     classifier: Classifier,
     inspector: Inspector,
+    kernel_counts: KernelCounts,
+}
+
+/// A live process's comm, or "?".
+fn comm_of(pid: u32) -> Comm {
+    let raw = std::fs::read(format!("/proc/{pid}/comm")).unwrap_or_else(|_| b"?".to_vec());
+    Comm::from_raw(raw.strip_suffix(b"\n").unwrap_or(&raw))
 }
 
 /// What the classifier needs looked up for this event, looked up now, while the
@@ -281,6 +296,12 @@ impl<W: io::Write> Streams<'_, W> {
                     Ok(ev) => {
                         if self.view.shows(&ev) {
                             io_result = self.out.event(&ev);
+                        }
+                        if let Body::Exit(_) = ev.body
+                            && let Some(counts) = self.kernel_counts.take(ev.pid)
+                        {
+                            self.classifier
+                                .exact_counts(ev.pid, &counts, || ev.comm.clone());
                         }
                         let ctx = context(&mut self.inspector, &ev);
                         for d in self.classifier.feed(&ev, &ctx) {

@@ -1281,3 +1281,86 @@ except OSError as e:
     assert_eq!(summary["resets"]["received"], 1);
     assert_eq!(summary["counts"]["ECONNRESET"]["recv"], 1);
 }
+
+// ---------------------------------------------------------------------------------
+// Nothing lost silently: exact counts under a storm.
+// ---------------------------------------------------------------------------------
+
+const STORM: u64 = 1_000_000;
+
+#[test]
+fn storm_counts_are_exact_and_every_lost_record_is_reported() {
+    require_root();
+    // Set up before netwatch attaches: a held port, and a connection the peer reset
+    // (its ECONNRESET already consumed, so every send below is EPIPE).
+    let mut generator = Actor::spawn(&format!(
+        r#"
+import struct
+hold = socket.socket(); hold.bind(("127.0.0.1", 0)); hold.listen()
+addr = hold.getsockname()
+c = socket.socket(); c.connect(addr); a, _ = hold.accept()
+a.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)); a.close()
+time.sleep(0.05)
+try:
+    c.recv(1)
+except OSError:
+    pass
+s = socket.socket()
+bind, send, nosig = s.bind, c.send, socket.MSG_NOSIGNAL
+go()
+binds = pipes = 0
+for i in range({STORM}):
+    try:
+        bind(addr)
+    except OSError:
+        binds += 1
+for i in range({STORM}):
+    try:
+        send(b"x", nosig)
+    except BrokenPipeError:
+        pipes += 1
+say(binds=binds, pipes=pipes)
+"#
+    ));
+    let pid = generator.pid();
+    // One page of ring buffer: it overflows at once.
+    let mut nw = Netwatch::start(&["-j", "-p", &pid.to_string(), "--ring-buffer-size", "4K"]);
+    generator.go();
+    assert_eq!(generator.read("binds"), STORM.to_string());
+    assert_eq!(generator.read("pipes"), STORM.to_string());
+    assert!(generator.wait().success());
+    let (status, seen, stderr) = nw.stop();
+    assert!(status.success(), "{stderr}");
+
+    let mut streamed_binds = 0u64;
+    let mut streamed_pipes = 0u64;
+    let mut summary = None;
+    let mut end = None;
+    for line in &seen {
+        let Ok(v) = serde_json::from_str::<Value>(line) else { continue };
+        match v["kind"].as_str() {
+            Some("bind") if v["pid"] == pid && v["errno"] == 98 => streamed_binds += 1,
+            Some("send") if v["pid"] == pid && v["errno"] == 32 => streamed_pipes += 1,
+            Some("summary") if v["pid"] == pid => summary = Some(v),
+            Some("summary_end") => end = Some(v),
+            _ => {}
+        }
+    }
+    let summary = summary.expect("the generator's summary");
+    let end = end.expect("summary_end");
+    // The kernel's counts are exact whatever the stream lost.
+    assert_eq!(summary["counts"]["EADDRINUSE"]["bind"], STORM, "{summary}");
+    assert_eq!(summary["counts"]["EPIPE"]["send"], STORM, "{summary}");
+    // Every record is either streamed or counted as lost.
+    let lost_binds = end["lost_by_kind"]["bind"].as_u64().unwrap_or(0);
+    let lost_pipes = end["lost_by_kind"]["sockio"].as_u64().unwrap_or(0);
+    eprintln!(
+        "storm: binds streamed {streamed_binds} + lost {lost_binds}; EPIPE streamed {streamed_pipes} + lost {lost_pipes}"
+    );
+    assert_eq!(streamed_binds + lost_binds, STORM);
+    assert_eq!(streamed_pipes + lost_pipes, STORM);
+    assert!(lost_binds > 0 && lost_pipes > 0, "a one-page ring buffer must overflow: {end}");
+    assert_eq!(end["lossy"], true);
+    // ... and the loss was reported live too.
+    assert!(seen.iter().any(|l| l.contains("\"kind\":\"lost\"")), "no live lost report");
+}

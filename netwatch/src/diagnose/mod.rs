@@ -10,7 +10,7 @@ mod what;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
-use netwatch_common::Syscall;
+use netwatch_common::{COUNT_FAMILIES, ProcCounts, Syscall};
 
 pub use self::what::What;
 use crate::event::{
@@ -101,6 +101,15 @@ impl Class {
             EPIPE => Self::Pipe,
             ECONNRESET => Self::ConnReset,
             e => Self::Other(e),
+        }
+    }
+
+    /// The name counts are shown under; `Other(0)` stands for errors of other errnos
+    /// whose records were lost (the kernel counts them without their errno).
+    pub fn label(self) -> String {
+        match self {
+            Self::Other(0) => "other".to_owned(),
+            c => crate::output::errno_label(c.errno()),
         }
     }
 
@@ -550,6 +559,47 @@ impl Classifier {
     fn expire(&mut self, now_ns: u64) {
         self.pending
             .retain(|r| now_ns.saturating_sub(r.at_ns) <= RELEASE_WINDOW_NS);
+    }
+
+    /// Replace the counts derived from the stream with the kernel's exact ones for
+    /// `pid` (see netwatch-common's ProcCounts). Call before feeding its exit.
+    pub fn exact_counts(&mut self, pid: u32, exact: &ProcCounts, comm: impl FnOnce() -> Comm) {
+        const FAMILIES: [&str; COUNT_FAMILIES] = ["bind", "connect", "send", "recv", "sendfile"];
+        const NAMED: [Class; 4] = [
+            Class::AddrInUse,
+            Class::AddrNotAvail,
+            Class::Pipe,
+            Class::ConnReset,
+        ];
+        let p = match self.procs.get_mut(&pid) {
+            Some(p) => p,
+            None => self.procs.entry(pid).or_insert_with(|| Process {
+                pid,
+                comm: comm(),
+                ..Process::default()
+            }),
+        };
+        for (family_index, family) in FAMILIES.iter().enumerate() {
+            for class in NAMED {
+                let n = exact.n[ProcCounts::index(class.errno(), family_index)];
+                if n == 0 {
+                    p.counts.remove(&(class, *family));
+                } else {
+                    p.counts.insert((class, *family), n);
+                }
+            }
+            // Other errnos: the kernel has the total, the stream the names.
+            let total = exact.n[ProcCounts::index(0, family_index)];
+            let named: u64 = p
+                .counts
+                .iter()
+                .filter(|((c, f), _)| matches!(c, Class::Other(e) if *e != 0) && f == family)
+                .map(|(_, n)| *n)
+                .sum();
+            if total > named {
+                p.counts.insert((Class::Other(0), *family), total - named);
+            }
+        }
     }
 
     /// Every process with something to report, worst first.

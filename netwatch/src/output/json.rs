@@ -4,7 +4,9 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::errno_label;
+use netwatch_common::EventKind;
+
+use super::{errno_label, kind_name};
 use crate::{
     clock::{self, Clock},
     diagnose::{Diagnosis, Process, What},
@@ -334,7 +336,11 @@ fn details(w: &What) -> serde_json::Map<String, serde_json::Value> {
 }
 
 /// One object per process (worst first), then one `summary_end` object.
-pub fn summary(out: &mut impl Write, procs: &[&Process], lost: u64) -> io::Result<()> {
+pub fn summary(
+    out: &mut impl Write,
+    procs: &[&Process],
+    lost: &[(EventKind, u64)],
+) -> io::Result<()> {
     use serde_json::{Value, json};
     for p in procs {
         let mut counts = serde_json::Map::new();
@@ -368,9 +374,14 @@ pub fn summary(out: &mut impl Write, procs: &[&Process], lost: u64) -> io::Resul
             }),
         )?;
     }
+    let by_kind: serde_json::Map<String, Value> = lost
+        .iter()
+        .map(|(k, n)| (kind_name(*k).to_owned(), json!(n)))
+        .collect();
+    let total: u64 = lost.iter().map(|(_, n)| n).sum();
     line(
         out,
-        &json!({"kind": "summary_end", "processes": procs.len(), "lost": lost, "lossy": lost > 0}),
+        &json!({"kind": "summary_end", "processes": procs.len(), "lost": total, "lossy": total > 0, "lost_by_kind": by_kind}),
     )
 }
 

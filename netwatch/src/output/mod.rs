@@ -8,6 +8,8 @@ mod text;
 
 use std::io::{self, Write};
 
+use netwatch_common::EventKind;
+
 use crate::{
     clock::Clock,
     diagnose::{Class, Diagnosis, Process},
@@ -52,11 +54,11 @@ impl<W: Write> Printer<W> {
         }
     }
 
-    /// The per-process table printed at exit; `lost` is the number of records the
-    /// kernel could not queue over the whole run.
-    pub fn summary(&mut self, procs: &[&Process], lost: u64) -> io::Result<()> {
+    /// The per-process table printed at exit; `lost` is what the kernel could not
+    /// queue over the whole run, per record kind.
+    pub fn summary(&mut self, procs: &[&Process], lost: &[(EventKind, u64)]) -> io::Result<()> {
         match self.format {
-            Format::Text => text::summary(&mut self.out, procs, lost),
+            Format::Text => text::summary(&mut self.out, procs, lost.iter().map(|(_, n)| n).sum()),
             Format::Json => json::summary(&mut self.out, procs, lost),
         }
     }
@@ -94,4 +96,19 @@ pub fn class_total(p: &Process, class: impl Fn(Class) -> bool) -> u64 {
         .filter(|((c, _), _)| class(*c))
         .map(|(_, n)| *n)
         .sum()
+}
+
+/// A record kind's name in `lost_by_kind`.
+pub fn kind_name(kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::Bind => "bind",
+        EventKind::Connect => "connect",
+        EventKind::SockIo => "sockio",
+        EventKind::Listen => "listen",
+        EventKind::Reset => "reset",
+        EventKind::Signal => "signal",
+        EventKind::Exit => "exit",
+        EventKind::Fork => "fork",
+        EventKind::Exec => "exec",
+    }
 }
