@@ -1324,7 +1324,7 @@ say(binds=binds, pipes=pipes)
     ));
     let pid = generator.pid();
     // One page of ring buffer: it overflows at once.
-    let mut nw = Netwatch::start(&["-j", "-p", &pid.to_string(), "--ring-buffer-size", "4K"]);
+    let nw = Netwatch::start(&["-j", "-p", &pid.to_string(), "--ring-buffer-size", "4K"]);
     generator.go();
     assert_eq!(generator.read("binds"), STORM.to_string());
     assert_eq!(generator.read("pipes"), STORM.to_string());
