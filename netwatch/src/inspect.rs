@@ -85,7 +85,10 @@ impl Inspector {
     }
 
     /// `net.ipv4.ip_local_port_range` in `pid`'s network namespace.
+    /// None when the process is gone: its namespace's sysctl cannot be read then,
+    /// and netwatch's own would be a guess.
     pub fn port_range(&mut self, pid: u32) -> Option<(u16, u16)> {
+        netns_id(pid)?;
         if !self.allow() {
             return None;
         }

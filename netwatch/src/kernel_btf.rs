@@ -3,7 +3,7 @@
 //! daemon finds each offset at start-up and hands them to the programs as load-time
 //! constants ([`KernelOffsets`]).
 
-use std::path::Path;
+use std::path::PathBuf;
 
 use btf_rs::{Backend, Btf, Type};
 use netwatch_common::KernelOffsets;
@@ -13,7 +13,7 @@ pub const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
 #[derive(Debug, thiserror::Error)]
 pub enum BtfError {
     #[error("reading the kernel's BTF from {path}: {message}")]
-    Open { path: &'static str, message: String },
+    Open { path: String, message: String },
     #[error("kernel BTF has no struct {0}")]
     NoStruct(String),
     #[error("kernel BTF: struct {strukt} has no member {member}")]
@@ -29,17 +29,24 @@ pub struct KernelBtf {
 }
 
 impl KernelBtf {
+    /// The kernel's BTF: /sys/kernel/btf/vmlinux, or the file `NETWATCH_BTF` names
+    /// (another kernel's, or none, to see how netwatch copes without).
+    pub fn path() -> PathBuf {
+        std::env::var_os("NETWATCH_BTF").map_or_else(|| PathBuf::from(VMLINUX), PathBuf::from)
+    }
+
     pub fn load() -> Result<Self, BtfError> {
-        if !Path::new(VMLINUX).exists() {
+        let path = Self::path();
+        if !path.exists() {
             return Err(BtfError::Open {
-                path: VMLINUX,
+                path: path.display().to_string(),
                 message: "not found".into(),
             });
         }
         // Mmap: only the few types netwatch asks for are parsed.
         let btf =
-            Btf::from_file_with_backend(VMLINUX, Backend::Mmap).map_err(|e| BtfError::Open {
-                path: VMLINUX,
+            Btf::from_file_with_backend(&path, Backend::Mmap).map_err(|e| BtfError::Open {
+                path: path.display().to_string(),
                 message: e.to_string(),
             })?;
         Ok(Self { btf })

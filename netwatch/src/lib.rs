@@ -26,6 +26,16 @@ use clap::Parser as _;
 /// Parse the command line, run, and turn any error into `netwatch: <chain>` and exit 1.
 pub fn main() -> ExitCode {
     let args = cli::Args::parse();
+    // `netwatch --` alone: clap accepts it as "no command"; it is a mistake.
+    if args.command.is_empty() && std::env::args_os().last().is_some_and(|a| a == "--") {
+        use clap::CommandFactory as _;
+        cli::Args::command()
+            .error(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "`--` must be followed by a command to run",
+            )
+            .exit();
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -24,7 +24,7 @@ use crate::{
     event::{self, Body, Comm, Event, bind::SOCK_DGRAM},
     inspect::Inspector,
     loader::{self, Options},
-    output::{Format, Printer},
+    output::{Format, Printer, RunStats},
     ringbuf::{Lost, Reader},
 };
 
@@ -54,6 +54,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     })?;
     for why in &tracer.disabled {
         eprintln!("netwatch: warning: {why}");
+    }
+    // A process that ended while the programs were loading is not being watched:
+    // say so rather than trace nothing.
+    for &pid in &args.pids {
+        if exited(pid) {
+            bail!("-p {pid}: the process exited before tracing started");
+        }
     }
     let mut reader = Reader::new(&mut tracer.ebpf)?;
     let mut lost = Lost::new(&mut tracer.ebpf)?;
@@ -114,12 +121,19 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     drop(tracer); // detach before the summary is printed
     let result = result.and_then(|code| {
         let lost = streams.lost.by_kind()?;
+        let entries = streams.kernel_counts.occupancy();
         for (pid, counts) in streams.kernel_counts.take_all() {
             streams
                 .classifier
                 .exact_counts(pid, &counts, || comm_of(pid));
         }
-        streams.out.summary(&streams.classifier.summary(), &lost)?;
+        streams.out.summary(
+            &streams.classifier.summary(),
+            &RunStats {
+                lost,
+                proc_counts_entries: entries,
+            },
+        )?;
         streams.out.flush()?;
         if args.check && streams.classifier.any_flagged_exit_zero() {
             eprintln!(
@@ -253,23 +267,34 @@ impl<W: io::Write> Streams<'_, W> {
         sigterm: &mut Signal,
         mut child: Option<Child>,
     ) -> anyhow::Result<ExitCode> {
-        self.out.header()?;
-        self.out.flush()?;
+        if !self.view.quiet {
+            self.out.header()?;
+            self.out.flush()?;
+        }
         let mut decode_errors = 0u64;
         let mut last_lost_check = Instant::now();
         let mut exit = None;
+        let mut sigints = 0;
         loop {
             let stop = tokio::select! {
                 () = self.reader.wait(DRAIN_INTERVAL) => false,
-                _ = sigint.recv() => child.is_none(),
+                _ = sigint.recv() => {
+                    sigints += 1;
+                    match &child {
+                        // A second Ctrl-C: leave now, without waiting for CMD.
+                        Some(_) if sigints >= 2 => return Ok(ExitCode::from(130)),
+                        Some(c) => {
+                            forward(c, libc::SIGINT);
+                            false
+                        }
+                        None => true,
+                    }
+                }
                 _ = sigterm.recv() => {
                     match &child {
                         // Pass it on and keep tracing until CMD is gone.
                         Some(c) => {
-                            if let Some(pid) = c.id() {
-                                // SAFETY: kill(2) on our own child.
-                                unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-                            }
+                            forward(c, libc::SIGTERM);
                             false
                         }
                         None => true,
@@ -332,6 +357,26 @@ impl<W: io::Write> Streams<'_, W> {
                 return Ok(exit.unwrap_or(ExitCode::SUCCESS));
             }
         }
+    }
+}
+
+/// Pass a signal on to CMD (a terminal's Ctrl-C reaches it directly as well: the
+/// same process group; a SIGINT sent to netwatch alone would not).
+fn forward(child: &Child, sig: i32) {
+    if let Some(pid) = child.id() {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(pid as i32, sig) };
+    }
+}
+
+/// Whether `pid` is gone (or a zombie: it will make no more syscalls).
+fn exited(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised comm, which may itself contain ')'.
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X')),
+        Err(_) => true,
     }
 }
 

@@ -55,3 +55,14 @@ fn unknown_flags_and_bad_sizes_are_usage_errors() {
     rejects(&["--ring-buffer-size", "3M"], 2, "power of two");
     rejects(&["--ring-buffer-size", "big"], 2, "is not a size");
 }
+
+#[test]
+fn double_dash_without_a_command_is_a_usage_error() {
+    rejects(&["--"], 2, "`--` must be followed by a command to run");
+    rejects(
+        &["-j", "--"],
+        2,
+        "`--` must be followed by a command to run",
+    );
+    rejects(&["--check"], 2, "--check");
+}

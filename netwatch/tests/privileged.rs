@@ -1337,7 +1337,9 @@ say(binds=binds, pipes=pipes)
     let mut summary = None;
     let mut end = None;
     for line in &seen {
-        let Ok(v) = serde_json::from_str::<Value>(line) else { continue };
+        let Ok(v) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
         match v["kind"].as_str() {
             Some("bind") if v["pid"] == pid && v["errno"] == 98 => streamed_binds += 1,
             Some("send") if v["pid"] == pid && v["errno"] == 32 => streamed_pipes += 1,
@@ -1359,8 +1361,285 @@ say(binds=binds, pipes=pipes)
     );
     assert_eq!(streamed_binds + lost_binds, STORM);
     assert_eq!(streamed_pipes + lost_pipes, STORM);
-    assert!(lost_binds > 0 && lost_pipes > 0, "a one-page ring buffer must overflow: {end}");
+    assert!(
+        lost_binds > 0 && lost_pipes > 0,
+        "a one-page ring buffer must overflow: {end}"
+    );
     assert_eq!(end["lossy"], true);
     // ... and the loss was reported live too.
-    assert!(seen.iter().any(|l| l.contains("\"kind\":\"lost\"")), "no live lost report");
+    assert!(
+        seen.iter().any(|l| l.contains("\"kind\":\"lost\"")),
+        "no live lost report"
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// Bad input and a hostile host: one clear line, a documented exit code, no panic.
+// ---------------------------------------------------------------------------------
+
+#[test]
+fn without_btf_it_warns_and_keeps_tracing_but_cannot_follow_forks() {
+    require_root();
+    let env = [("NETWATCH_BTF", "/nonexistent/vmlinux")];
+    let mut nw = Netwatch::start_with_env(&["-j"], &env);
+    let mut actor = Actor::spawn(BIND_FAILURES);
+    actor.read("port");
+    actor.read("port6");
+    actor.go();
+    let pid = actor.pid();
+    for _ in 0..3 {
+        actor.read("err");
+    }
+    assert!(actor.wait().success());
+    nw.wait_json("a bind failure, without BTF", |v| {
+        v["kind"] == "bind" && v["pid"] == pid
+    });
+    let (status, _, stderr) = nw.stop();
+    assert!(status.success());
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("warning")).collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(
+        warnings[0].contains("BTF from /nonexistent/vmlinux: not found"),
+        "{stderr}"
+    );
+
+    let (status, _, err) = run(&["-p", &std::process::id().to_string()], &env);
+    assert_eq!(status.code(), Some(1));
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("netwatch: following forks (-p, -- CMD) needs the kernel's BTF"),
+        "{err}"
+    );
+}
+
+#[test]
+fn tracefs_not_mounted_is_mounted_by_netwatch() {
+    require_root();
+    // In a mount namespace of its own, so the host's tracefs is untouched.
+    let script = format!(
+        "umount /sys/kernel/tracing 2>/dev/null; test ! -d /sys/kernel/tracing/events || exit 99; \
+         {} -j -- python3 -c 'import socket; s = socket.socket(); s.bind((\"203.0.113.1\", 1))'",
+        support::NETWATCH
+    );
+    let (status, out, err) = support::run_program(
+        "unshare",
+        &["-m", "--propagation", "private", "sh", "-c", &script],
+        &[],
+    );
+    assert_ne!(
+        status.code(),
+        Some(99),
+        "tracefs could not be unmounted for the test"
+    );
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "python's exit status after its bind failed; stderr: {err}"
+    );
+    assert!(out.contains("\"error\":\"EADDRNOTAVAIL\""), "{out}");
+}
+
+#[test]
+fn hostile_process_names_are_escaped_in_text_and_json() {
+    require_root();
+    let script = r#"
+import ctypes
+ctypes.CDLL(None).prctl(15, b"a\nb\x1b[31m\"q\xff", 0, 0, 0)  # PR_SET_NAME
+go()
+s = socket.socket()
+try:
+    s.bind(("203.0.113.1", 1))
+except OSError as e:
+    say(err=e.errno)
+"#;
+    for json in [false, true] {
+        let mut nw = Netwatch::start(if json { &["-j"] } else { &[] });
+        let mut actor = Actor::spawn(script);
+        actor.go();
+        assert_eq!(actor.read("err"), "99");
+        let actor_pid = actor.pid();
+        let pid = actor_pid.to_string();
+        assert!(actor.wait().success());
+        let expected = r#"a\x0ab\x1b[31m"q\xff"#;
+        if json {
+            let v = nw.wait_json("the event", |v| {
+                v["kind"] == "bind" && v["pid"] == actor_pid
+            });
+            assert_eq!(v["comm"], expected);
+        } else {
+            let line = nw.wait_line("the event", |l| l.split_whitespace().nth(1) == Some(&pid));
+            assert!(line.contains(expected), "{line:?}");
+        }
+        let (status, seen, _) = nw.stop();
+        assert!(status.success());
+        let all = seen.join("\n");
+        assert!(
+            !all.contains('\x1b'),
+            "an escape sequence reached the output"
+        );
+        // The name's newline did not split a line: every line of this pid is whole.
+        for l in seen.iter().filter(|l| l.contains(expected)) {
+            if json {
+                assert!(serde_json::from_str::<Value>(l).is_ok(), "{l}");
+            } else {
+                // An event line (PID second) or a summary row (PID first).
+                let cols: Vec<&str> = l.split_whitespace().take(2).collect();
+                assert!(cols.contains(&pid.as_str()), "{l}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_closed_stdout_ends_netwatch_quietly_with_status_zero() {
+    require_root();
+    use std::io::BufRead as _;
+    let mut child = std::process::Command::new(support::NETWATCH)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Like `netwatch | head -1`: read the header line, then close the pipe.
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut header = String::new();
+    stdout.read_line(&mut header).unwrap();
+    assert!(header.starts_with("TIME"), "{header}");
+    drop(stdout);
+    // Make it write: failures until it notices the closed pipe and exits.
+    let deadline = std::time::Instant::now() + support::TIMEOUT;
+    let status = loop {
+        let s = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let _ = std::net::TcpListener::bind(s.local_addr().unwrap());
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "netwatch kept running with no reader"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let unexpected: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.starts_with("netwatch: ready"))
+        .collect();
+    assert!(unexpected.is_empty(), "stderr: {stderr}");
+}
+
+#[test]
+fn sigterm_prints_the_summary_and_exits_zero() {
+    require_root();
+    let mut nw = Netwatch::start(&[]);
+    let mut actor = Actor::spawn(BIND_FAILURES);
+    actor.read("port");
+    actor.read("port6");
+    actor.go();
+    let pid = actor.pid();
+    for _ in 0..3 {
+        actor.read("err");
+    }
+    assert!(actor.wait().success());
+    nw.wait_line("the failure", |l| l.contains("EADDRNOTAVAIL"));
+    let (status, seen, _) = nw.stop_with(libc::SIGTERM);
+    assert!(status.success());
+    let header = seen
+        .iter()
+        .position(|l| l.trim_start().starts_with("PID COMM"))
+        .expect("summary table");
+    let row = seen[header..]
+        .iter()
+        .find(|l| l.split_whitespace().next() == Some(&pid.to_string()))
+        .expect("row");
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    // PID COMM INUSE NOTAVAIL ...
+    assert_eq!(cols[1..4], ["python3", "2", "1"], "{row}");
+}
+
+#[test]
+fn a_pid_that_exits_while_netwatch_starts_is_an_error() {
+    require_root();
+    let mut child = std::process::Command::new("sleep")
+        .arg("0.05")
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    // Reap it as soon as it exits, so its /proc entry goes away.
+    let reaper = std::thread::spawn(move || child.wait());
+    let (status, _, err) = run(&["-p", &pid], &[]);
+    reaper.join().unwrap().unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "netwatch: -p {pid}: the process exited before tracing started"
+        )) || err.contains(&format!("netwatch: -p {pid}: no such process")),
+        "{err}"
+    );
+}
+
+#[test]
+fn command_mode_forwards_signals_and_a_second_sigint_exits_at_once() {
+    require_root();
+    // CMD exits 7 on SIGTERM: netwatch passes it on and returns CMD's status.
+    let nw = Netwatch::start(&[
+        "-j",
+        "--",
+        "python3",
+        "-c",
+        "import signal, sys, time\nsignal.signal(signal.SIGTERM, lambda *_: sys.exit(7))\ntime.sleep(30)",
+    ]);
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, seen, _) = nw.stop_with(libc::SIGTERM);
+    assert_eq!(status.code(), Some(7), "{seen:?}");
+    assert!(
+        seen.iter().any(|l| l.contains("\"summary_end\"")),
+        "summary after CMD ended"
+    );
+
+    // CMD ignores SIGINT: the first Ctrl-C is passed on and netwatch waits; the
+    // second one ends netwatch at once.
+    let pidfile = std::env::temp_dir().join(format!("netwatch-test-cmd-{}", std::process::id()));
+    let script = format!(
+        "import os, signal, time\nopen({:?}, 'w').write(str(os.getpid()))\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\ntime.sleep(30)",
+        pidfile.to_str().unwrap()
+    );
+    let nw = Netwatch::start(&["--", "python3", "-c", &script]);
+    let deadline = std::time::Instant::now() + support::TIMEOUT;
+    while !pidfile.exists() {
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    let cmd: i32 = fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    fs::remove_file(&pidfile).unwrap();
+    // SAFETY: kill(2) on netwatch, which this test started.
+    unsafe { libc::kill(nw.pid() as i32, libc::SIGINT) };
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        support::alive(nw.pid()),
+        "one SIGINT: still waiting for CMD"
+    );
+    // SAFETY: as above.
+    unsafe { libc::kill(nw.pid() as i32, libc::SIGINT) };
+    let started = std::time::Instant::now();
+    while support::alive(nw.pid()) {
+        // "At once": without waiting for CMD (which sleeps 30 s); detaching takes ~1 s.
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the second SIGINT must end it at once"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // CMD is still there (it shares netwatch's stderr); end it, then collect.
+    // SAFETY: kill(2) on the command this test had netwatch start.
+    unsafe { libc::kill(cmd, libc::SIGKILL) };
+    let (status, _, _) = nw.stop_with(0);
+    assert_eq!(status.code(), Some(130));
 }

@@ -73,6 +73,8 @@ pub struct Holder {
     pub state: TcpState,
     /// The holder had been asked to terminate (signal, ns before the failed bind).
     pub exiting: Option<(i32, u64)>,
+    /// The holder is the process whose bind failed (it already has the port).
+    pub itself: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -210,6 +212,8 @@ struct PendingRelease {
     port: u16,
     at_ns: u64,
     holder: u32,
+    /// The holder had been asked to terminate when the bind failed.
+    holder_exiting: bool,
 }
 
 #[derive(Debug, Default)]
@@ -324,7 +328,7 @@ impl Classifier {
         let mut holders: Vec<Holder> = Vec::new();
         for s in sockets {
             for (pid, comm) in &s.owners {
-                if *pid == ev.pid || holders.iter().any(|h| h.pid == *pid) {
+                if holders.iter().any(|h| h.pid == *pid) {
                     continue;
                 }
                 let exiting = self
@@ -336,17 +340,19 @@ impl Classifier {
                     comm: comm.clone(),
                     state: s.state,
                     exiting,
+                    itself: *pid == ev.pid,
                 });
             }
         }
         if !holders.is_empty() {
-            for h in &holders {
+            for h in holders.iter().filter(|h| h.pid != ev.pid) {
                 self.pending.push(PendingRelease {
                     failed_pid: ev.pid,
                     failed_comm: ev.comm.clone(),
                     port,
                     at_ns: ev.ktime_ns,
                     holder: h.pid,
+                    holder_exiting: h.exiting.is_some(),
                 });
             }
             return What::PortHeld { port, holders };
@@ -490,20 +496,26 @@ impl Classifier {
                     r.failed_comm.clone(),
                     r.port,
                     ev.ktime_ns.saturating_sub(r.at_ns),
+                    r.holder_exiting,
                 ));
                 false
             } else {
                 true
             }
         });
-        for (failed_pid, failed_comm, port, after_ns) in released {
+        for (failed_pid, failed_comm, port, after_ns, race) in released {
             let what = What::PortReleased {
                 port,
                 holder: ev.pid,
                 holder_comm: ev.comm.clone(),
                 after_ns,
+                race,
             };
-            if let Some(p) = self.procs.get_mut(&failed_pid) {
+            // The failed process may have exited already: flag it where it is.
+            let failed = self.procs.get_mut(&failed_pid);
+            let failed =
+                failed.or_else(|| self.finished.iter_mut().rev().find(|p| p.pid == failed_pid));
+            if let Some(p) = failed {
                 p.flags.insert(what.name());
             }
             out.push(Diagnosis {

@@ -607,3 +607,50 @@ fn summary_puts_the_flagged_process_first() {
         "flagged first; a process with nothing to report is left out"
     );
 }
+
+#[test]
+fn a_process_binding_a_port_it_already_holds_is_told_so() {
+    let mut c = Classifier::new();
+    let d = c.feed(
+        &ev(0, 40, "srv", bind(98, 9000)),
+        &with_holders(vec![held(TcpState::LISTEN, &[(40, "srv")])]),
+    );
+    assert_eq!(
+        d[0].what.message(),
+        "port 9000 is held by pid 40 (srv, LISTEN) itself: the process already holds this port"
+    );
+    // Its own exit is no restart race.
+    let d = c.feed(
+        &ev(10, 40, "srv", exit(ExitStatus::Exited(1))),
+        &Context::default(),
+    );
+    assert!(names(&d).iter().all(|n| *n != "port_released"), "{d:?}");
+}
+
+#[test]
+fn a_holder_that_was_not_exiting_releasing_the_port_is_no_race() {
+    let mut c = Classifier::new();
+    c.feed(
+        &ev(0, 61, "new", bind(98, 9000)),
+        &with_holders(vec![held(TcpState::LISTEN, &[(60, "old")])]),
+    );
+    c.feed(
+        &ev(1, 61, "new", exit(ExitStatus::Exited(1))),
+        &Context::default(),
+    );
+    let d = c.feed(
+        &ev(300, 60, "old", exit(ExitStatus::Exited(0))),
+        &Context::default(),
+    );
+    assert_eq!(names(&d), ["port_released"]);
+    assert!(
+        d[0].what
+            .message()
+            .ends_with("after the failed bind: retrying then would have worked"),
+        "{}",
+        d[0].what.message()
+    );
+    // The failed process had exited already: its summary still carries the flag.
+    let failed = c.summary().into_iter().find(|p| p.pid == 61).unwrap();
+    assert!(failed.flags.contains("port_released"));
+}

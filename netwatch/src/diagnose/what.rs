@@ -56,6 +56,8 @@ pub enum What {
     },
     /// A port holder exited soon after a bind failed on its port: a restart race.
     PortReleased {
+        /// The holder had been asked to terminate: a restart that did not wait.
+        race: bool,
         port: u16,
         holder: u32,
         holder_comm: Comm,
@@ -116,6 +118,9 @@ impl What {
                         m.push_str(", ");
                     }
                     let _ = write!(m, "pid {} ({}, {})", h.pid, h.comm, h.state.name());
+                    if h.itself {
+                        m.push_str(" itself: the process already holds this port");
+                    }
                     if let Some((sig, ago)) = h.exiting {
                         let _ =
                             write!(m, " exiting: got {} {} earlier", signal::name(sig), ms(ago));
@@ -211,9 +216,20 @@ impl What {
                 holder,
                 holder_comm,
                 after_ns,
+                race: true,
             } => format!(
                 "port {port} released by pid {holder} ({holder_comm}) {} after the failed bind: a restart race \
                  (stop the old instance, wait for it to exit, then start the new one)",
+                ms(*after_ns)
+            ),
+            Self::PortReleased {
+                port,
+                holder,
+                holder_comm,
+                after_ns,
+                race: false,
+            } => format!(
+                "port {port} released by pid {holder} ({holder_comm}) {} after the failed bind: retrying then would have worked",
                 ms(*after_ns)
             ),
         }

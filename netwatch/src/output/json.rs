@@ -4,9 +4,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use netwatch_common::EventKind;
-
-use super::{errno_label, kind_name};
+use super::{RunStats, errno_label, kind_name};
 use crate::{
     clock::{self, Clock},
     diagnose::{Diagnosis, Process, What},
@@ -322,11 +320,13 @@ fn details(w: &What) -> serde_json::Map<String, serde_json::Value> {
             holder,
             holder_comm,
             after_ns,
+            race,
         } => json!({
             "port": port,
             "holder_pid": holder,
             "holder_comm": holder_comm.to_string(),
             "after_ms": *after_ns as f64 / 1e6,
+            "restart_race": race,
         }),
     };
     match v {
@@ -336,18 +336,13 @@ fn details(w: &What) -> serde_json::Map<String, serde_json::Value> {
 }
 
 /// One object per process (worst first), then one `summary_end` object.
-pub fn summary(
-    out: &mut impl Write,
-    procs: &[&Process],
-    lost: &[(EventKind, u64)],
-) -> io::Result<()> {
+pub fn summary(out: &mut impl Write, procs: &[&Process], stats: &RunStats) -> io::Result<()> {
+    let lost = &stats.lost;
     use serde_json::{Value, json};
     for p in procs {
         let mut counts = serde_json::Map::new();
         for ((class, family), n) in &p.counts {
-            let entry = counts
-                .entry(errno_label(class.errno()))
-                .or_insert_with(|| json!({}));
+            let entry = counts.entry(class.label()).or_insert_with(|| json!({}));
             if let Value::Object(m) = entry {
                 m.insert((*family).to_owned(), json!(n));
             }
@@ -381,7 +376,7 @@ pub fn summary(
     let total: u64 = lost.iter().map(|(_, n)| n).sum();
     line(
         out,
-        &json!({"kind": "summary_end", "processes": procs.len(), "lost": total, "lossy": total > 0, "lost_by_kind": by_kind}),
+        &json!({"kind": "summary_end", "processes": procs.len(), "lost": total, "lossy": total > 0, "lost_by_kind": by_kind, "kernel_map_entries": {"proc_counts": stats.proc_counts_entries}}),
     )
 }
 

@@ -22,6 +22,15 @@ pub enum Format {
     Json,
 }
 
+/// Facts about the whole run, for the summary.
+#[derive(Debug, Default)]
+pub struct RunStats {
+    /// Records the kernel could not queue, per kind.
+    pub lost: Vec<(EventKind, u64)>,
+    /// PROC_COUNTS entries left at the end (processes still alive with errors).
+    pub proc_counts_entries: usize,
+}
+
 pub struct Printer<W: Write> {
     out: W,
     format: Format,
@@ -54,12 +63,15 @@ impl<W: Write> Printer<W> {
         }
     }
 
-    /// The per-process table printed at exit; `lost` is what the kernel could not
-    /// queue over the whole run, per record kind.
-    pub fn summary(&mut self, procs: &[&Process], lost: &[(EventKind, u64)]) -> io::Result<()> {
+    /// The per-process table printed at exit.
+    pub fn summary(&mut self, procs: &[&Process], stats: &RunStats) -> io::Result<()> {
         match self.format {
-            Format::Text => text::summary(&mut self.out, procs, lost.iter().map(|(_, n)| n).sum()),
-            Format::Json => json::summary(&mut self.out, procs, lost),
+            Format::Text => text::summary(
+                &mut self.out,
+                procs,
+                stats.lost.iter().map(|(_, n)| n).sum(),
+            ),
+            Format::Json => json::summary(&mut self.out, procs, stats),
         }
     }
 

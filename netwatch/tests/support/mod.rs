@@ -182,6 +182,14 @@ impl Drop for Netwatch {
     }
 }
 
+/// Whether `pid` is running (not exited, not a zombie).
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+    })
+}
+
 /// Wait for `child`, killing it if it takes longer than the test timeout.
 pub fn wait_bounded(child: &mut Child) -> ExitStatus {
     let deadline = Instant::now() + TIMEOUT;
