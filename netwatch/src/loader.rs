@@ -185,6 +185,16 @@ enum Link {
     Btf(BtfTracePointLink),
 }
 
+impl Tracer {
+    /// Entries in the WATCHED map now.
+    pub fn watched_entries(&self) -> usize {
+        self.ebpf
+            .map(WATCHED_MAP)
+            .and_then(|m| HashMap::<_, u32, u8>::try_from(m).ok())
+            .map_or(0, |m| m.keys().filter(Result::is_ok).count())
+    }
+}
+
 impl Drop for Tracer {
     /// Detaching a tracepoint waits for an RCU tasks-trace grace period
     /// (perf_trace_event_unreg -> synchronize_rcu_tasks_trace), about 65 ms here, so

@@ -118,6 +118,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         kernel_counts,
     };
     let result = streams.run(&mut sigint, &mut sigterm, child).await;
+    let watched_entries = tracer.watched_entries();
     drop(tracer); // detach before the summary is printed
     let result = result.and_then(|code| {
         let lost = streams.lost.by_kind()?;
@@ -132,6 +133,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             &RunStats {
                 lost,
                 proc_counts_entries: entries,
+                watched_entries,
+                evicted: streams.classifier.evicted(),
             },
         )?;
         streams.out.flush()?;

@@ -1643,3 +1643,96 @@ fn command_mode_forwards_signals_and_a_second_sigint_exits_at_once() {
     let (status, _, _) = nw.stop_with(0);
     assert_eq!(status.code(), Some(130));
 }
+
+// ---------------------------------------------------------------------------------
+// Memory and churn.
+// ---------------------------------------------------------------------------------
+
+/// Fork `n` children, one at a time, that each fail one bind on `port` and exit 0.
+/// Returns the last child's pid. The children only make raw syscalls (async-signal-
+/// safe), as a forked child of a multi-threaded process must.
+fn churn(n: usize, port: u16) -> u32 {
+    let addr = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes([127, 0, 0, 1]),
+        },
+        sin_zero: [0; 8],
+    };
+    let mut last = 0;
+    for _ in 0..n {
+        // SAFETY: the child calls only socket, bind and _exit.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            unsafe {
+                let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+                libc::bind(
+                    fd,
+                    (&raw const addr).cast(),
+                    size_of::<libc::sockaddr_in>() as u32,
+                );
+                libc::_exit(0);
+            }
+        }
+        assert!(pid > 0, "fork failed");
+        let mut status = 0;
+        // SAFETY: waiting for our own child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        last = pid as u32;
+    }
+    last
+}
+
+/// VmRSS of `pid`, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn churn_of_short_lived_processes_keeps_memory_and_maps_flat() {
+    require_root();
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port();
+    let me = std::process::id().to_string();
+    let mut figures = Vec::new();
+    for n in [1_000, 20_000] {
+        // Following this test's own forks exercises the WATCHED map too.
+        let mut nw = Netwatch::start(&["-j", "-p", &me]);
+        let last = churn(n, port);
+        nw.wait_json("the last child's exit", |v| {
+            v["kind"] == "exit" && v["pid"] == last
+        });
+        let rss = rss_kib(nw.pid());
+        let (status, seen, stderr) = nw.stop();
+        assert!(status.success(), "{stderr}");
+        let end: Value = seen
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| v["kind"] == "summary_end")
+            .expect("summary_end");
+        let failures = seen
+            .iter()
+            .filter(|l| l.contains("\"kind\":\"bind\""))
+            .count();
+        let maps = &end["kernel_map_entries"];
+        eprintln!(
+            "churn {n}: rss {rss} KiB, bind events {failures}, kernel map entries at the end {maps}"
+        );
+        // Every child's counts were read and deleted at its exit; only this test
+        // process itself may still be watched.
+        assert!(maps["proc_counts"].as_u64().unwrap() <= 1, "{end}");
+        assert!(maps["watched"].as_u64().unwrap() <= 1, "{end}");
+        assert_eq!(end["lossy"], false, "{end}");
+        assert_eq!(failures, n, "one bind failure per child");
+        figures.push(rss);
+    }
+    assert!(
+        figures[1] <= figures[0] + 1024,
+        "RSS grew from {} KiB (1k processes) to {} KiB (20k processes)",
+        figures[0],
+        figures[1]
+    );
+}

@@ -37,7 +37,8 @@ pub const RELEASE_WINDOW_NS: u64 = 5_000_000_000;
 const MAX_UNRECOVERED: usize = 16;
 const MAX_PEERS: usize = 8;
 const MAX_SOCKETS: usize = 65536;
-const MAX_FINISHED: usize = 4096;
+/// Exited processes kept for the summary; older ones are only counted.
+const MAX_FINISHED: usize = 1024;
 
 /// What the daemon found out about the host when an event arrived.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -226,6 +227,8 @@ pub struct Classifier {
     /// Termination signals (SIGINT, SIGTERM...) by target pid: holders on their way out.
     terminating: HashMap<u32, (i32, u64)>,
     pending: Vec<PendingRelease>,
+    /// See [`Classifier::evicted`].
+    evicted: u64,
 }
 
 impl Classifier {
@@ -557,14 +560,24 @@ impl Classifier {
         self.finish(p);
     }
 
-    fn finish(&mut self, p: Process) {
+    fn finish(&mut self, mut p: Process) {
         if !p.noteworthy() && p.flags.is_empty() {
             return;
         }
+        // What only served diagnosing a live process.
+        p.said = BTreeSet::new();
+        p.unrecovered = Vec::new();
+        p.last_epipe = None;
         if self.finished.len() >= MAX_FINISHED {
             self.finished.pop_front();
+            self.evicted += 1;
         }
         self.finished.push_back(p);
+    }
+
+    /// Exited processes left out of the summary to bound memory (oldest first).
+    pub fn evicted(&self) -> u64 {
+        self.evicted
     }
 
     /// Forget pending releases older than the window.

@@ -376,7 +376,7 @@ pub fn summary(out: &mut impl Write, procs: &[&Process], stats: &RunStats) -> io
     let total: u64 = lost.iter().map(|(_, n)| n).sum();
     line(
         out,
-        &json!({"kind": "summary_end", "processes": procs.len(), "lost": total, "lossy": total > 0, "lost_by_kind": by_kind, "kernel_map_entries": {"proc_counts": stats.proc_counts_entries}}),
+        &json!({"kind": "summary_end", "processes": procs.len(), "lost": total, "lossy": total > 0, "lost_by_kind": by_kind, "kernel_map_entries": {"proc_counts": stats.proc_counts_entries, "watched": stats.watched_entries}, "processes_left_out": stats.evicted}),
     )
 }
 

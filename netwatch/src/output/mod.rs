@@ -29,6 +29,10 @@ pub struct RunStats {
     pub lost: Vec<(EventKind, u64)>,
     /// PROC_COUNTS entries left at the end (processes still alive with errors).
     pub proc_counts_entries: usize,
+    /// WATCHED entries at the end (watched processes still alive).
+    pub watched_entries: usize,
+    /// Exited processes left out of the summary to bound memory.
+    pub evicted: u64,
 }
 
 pub struct Printer<W: Write> {
@@ -66,11 +70,7 @@ impl<W: Write> Printer<W> {
     /// The per-process table printed at exit.
     pub fn summary(&mut self, procs: &[&Process], stats: &RunStats) -> io::Result<()> {
         match self.format {
-            Format::Text => text::summary(
-                &mut self.out,
-                procs,
-                stats.lost.iter().map(|(_, n)| n).sum(),
-            ),
+            Format::Text => text::summary(&mut self.out, procs, stats),
             Format::Json => json::summary(&mut self.out, procs, stats),
         }
     }

@@ -3,7 +3,7 @@
 
 use std::io::{self, Write};
 
-use super::{class_total, errno_label};
+use super::{RunStats, class_total, errno_label};
 use crate::{
     clock::{self, Clock},
     diagnose::{Class, Diagnosis, Process},
@@ -112,7 +112,8 @@ pub fn diagnosis(out: &mut impl Write, clock: &Clock, d: &Diagnosis) -> io::Resu
     )
 }
 
-pub fn summary(out: &mut impl Write, procs: &[&Process], lost: u64) -> io::Result<()> {
+pub fn summary(out: &mut impl Write, procs: &[&Process], stats: &RunStats) -> io::Result<()> {
+    let lost: u64 = stats.lost.iter().map(|(_, n)| n).sum();
     writeln!(out)?;
     if procs.is_empty() {
         writeln!(out, "SUMMARY: no socket errors seen")?;
