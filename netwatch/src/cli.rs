@@ -20,7 +20,8 @@ EXIT STATUS:
     1    netwatch failed (not privileged, tracefs or a program could not be set up, ...)
     2    bad command line
     With -- CMD: CMD's exit status (128+N if a signal N killed it); 127 if CMD was
-    not found, 126 if it could not be executed.
+    not found, 126 if it could not be executed; 130 if a second SIGINT ended netwatch
+    before CMD.
     86   with --check: a process in CMD's tree exited 0 after a bind failure it never
          recovered from (the diagnosis says which); takes precedence over CMD's status.";
 
