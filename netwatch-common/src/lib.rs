@@ -206,8 +206,6 @@ impl Syscall {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Config {
-    /// Offset of `ret` in the `syscalls:sys_exit_*` records (from tracefs `format`).
-    pub sys_exit_ret_offset: u32,
     /// Non-zero: only processes in the `WATCHED` map produce events.
     pub filter_pids: u32,
     /// Non-zero: children forked by this thread group are watched from birth
@@ -216,7 +214,7 @@ pub struct Config {
     /// Non-zero: successful connects are queued too (`-v`).
     pub verbose: u32,
 }
-const _: () = assert!(core::mem::size_of::<Config>() == 16);
+const _: () = assert!(core::mem::size_of::<Config>() == 12);
 
 /// Offsets of the tracepoint record fields the programs read, from tracefs `format`
 /// files at start-up. [`ABSENT`] marks a field this kernel's record does not have.

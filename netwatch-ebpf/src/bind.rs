@@ -1,34 +1,23 @@
 //! `bind(2)`: every failure, and successes (the daemon needs them to know a failed
-//! bind was recovered), from `syscalls:sys_exit_bind`.
+//! bind was recovered).
 
-use aya_ebpf::{
-    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid},
-    macros::tracepoint,
-    programs::TracePointContext,
-};
+use aya_ebpf::helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid};
 use netwatch_common::{EventKind, FAMILY_BIND, bind::BindEvent};
 
 use crate::{
     emit, kernel,
     maps::{self, set_owner},
-    regs::{self, SyscallArgs},
+    regs::SyscallArgs,
     sockaddr,
 };
 
-#[tracepoint(category = "syscalls", name = "sys_exit_bind")]
-pub fn sys_exit_bind(ctx: TracePointContext) -> u32 {
-    try_sys_exit_bind(&ctx);
-    0
-}
-
+/// bind(2) returned `ret` (see `syscalls.rs`).
 #[inline(always)]
-fn try_sys_exit_bind(ctx: &TracePointContext) -> Option<()> {
-    let ret = regs::sys_exit_ret(ctx);
+pub fn exit(ret: i64, args: &SyscallArgs) -> Option<()> {
     let pid_tgid = bpf_get_current_pid_tgid();
     if !maps::watched((pid_tgid >> 32) as u32) {
         return None;
     }
-    let args = SyscallArgs::current()?;
     // bind(int fd, const struct sockaddr *addr, socklen_t addrlen)
     let fd = args.arg(0) as i32;
     let mut sock_type = 0;

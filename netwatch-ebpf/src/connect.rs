@@ -1,10 +1,10 @@
-//! `connect(2)`: failures from `syscalls:sys_exit_connect`, and failures of
+//! `connect(2)`: failures of the call, and failures of
 //! non-blocking connects that arrive later on the socket (`inet_sk_error_report`).
 
 use aya_ebpf::{
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid},
-    macros::{btf_tracepoint, tracepoint},
-    programs::{BtfTracePointContext, TracePointContext},
+    macros::raw_tracepoint,
+    programs::RawTracePointContext,
 };
 use netwatch_common::{
     EventKind, FAMILY_CONNECT,
@@ -14,7 +14,7 @@ use netwatch_common::{
 use crate::{
     emit, kernel,
     maps::{self, CONFIG, CONNECTING, PENDING_ERR, owner, set_owner},
-    regs::{self, SyscallArgs},
+    regs::SyscallArgs,
     sockaddr,
 };
 
@@ -29,20 +29,13 @@ const ECONNREFUSED: i32 = 111;
 const EHOSTDOWN: i32 = 112;
 const EHOSTUNREACH: i32 = 113;
 
-#[tracepoint(category = "syscalls", name = "sys_exit_connect")]
-pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
-    try_sys_exit_connect(&ctx);
-    0
-}
-
+/// connect(2) returned `ret` (see `syscalls.rs`).
 #[inline(always)]
-fn try_sys_exit_connect(ctx: &TracePointContext) -> Option<()> {
-    let ret = regs::sys_exit_ret(ctx);
+pub fn exit(ret: i64, args: &SyscallArgs) -> Option<()> {
     let pid_tgid = bpf_get_current_pid_tgid();
     if !maps::watched((pid_tgid >> 32) as u32) {
         return None;
     }
-    let args = SyscallArgs::current()?;
     // connect(int fd, const struct sockaddr *addr, socklen_t addrlen)
     let fd = args.arg(0) as i32;
     let what = kernel::fd_lookup(fd);
@@ -89,15 +82,16 @@ fn try_sys_exit_connect(ctx: &TracePointContext) -> Option<()> {
 
 /// `inet_sk_error_report(const struct sock *sk)`: an error was set on an inet socket
 /// (ECONNREFUSED for a refused non-blocking connect, ETIMEDOUT, EHOSTUNREACH...).
-/// Runs in softirq context: the process is the socket's owner, if one was seen.
-#[btf_tracepoint(function = "inet_sk_error_report")]
-pub fn inet_sk_error_report(ctx: BtfTracePointContext) -> u32 {
+/// Runs in softirq context: the process is the socket's owner, if one was seen. A raw
+/// tracepoint: the pointer argument is all it needs, read at BTF-derived offsets.
+#[raw_tracepoint(tracepoint = "inet_sk_error_report")]
+pub fn inet_sk_error_report(ctx: RawTracePointContext) -> i32 {
     try_inet_sk_error_report(&ctx);
     0
 }
 
 #[inline(always)]
-fn try_inet_sk_error_report(ctx: &BtfTracePointContext) -> Option<()> {
+fn try_inet_sk_error_report(ctx: &RawTracePointContext) -> Option<()> {
     let sk: u64 = ctx.arg(0);
     let k = kernel::offsets()?;
     let err: i32 = kernel::read(sk, k.sk_err)?;

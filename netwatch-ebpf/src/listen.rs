@@ -1,28 +1,19 @@
 //! Successful `listen(2)` (queued: the daemon learns a bind was recovered) and
 //! `accept(2)`/`accept4(2)` (not queued: they only record the new socket's owner).
 
-use aya_ebpf::{
-    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid},
-    macros::tracepoint,
-    programs::TracePointContext,
-};
+use aya_ebpf::helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid};
 use netwatch_common::{EventKind, Syscall, listen::ListenEvent};
 
 use crate::{
     emit, kernel,
     maps::{self, set_owner},
-    regs::{self, SyscallArgs},
+    regs::SyscallArgs,
 };
 
-#[tracepoint(category = "syscalls", name = "sys_exit_listen")]
-pub fn sys_exit_listen(ctx: TracePointContext) -> u32 {
-    try_sys_exit_listen(&ctx);
-    0
-}
-
+/// listen(2) returned `ret` (see `syscalls.rs`).
 #[inline(always)]
-fn try_sys_exit_listen(ctx: &TracePointContext) -> Option<()> {
-    if regs::sys_exit_ret(ctx) != 0 {
+pub fn exit(ret: i64, args: &SyscallArgs) -> Option<()> {
+    if ret != 0 {
         return None;
     }
     let pid_tgid = bpf_get_current_pid_tgid();
@@ -30,7 +21,7 @@ fn try_sys_exit_listen(ctx: &TracePointContext) -> Option<()> {
         return None;
     }
     // listen(int fd, int backlog)
-    let fd = SyscallArgs::current()?.arg(0) as i32;
+    let fd = args.arg(0) as i32;
     let what = kernel::fd_lookup(fd);
     let header = emit::header(EventKind::Listen, pid_tgid);
     if let kernel::Fd::Socket(sk) = what {
@@ -46,22 +37,10 @@ fn try_sys_exit_listen(ctx: &TracePointContext) -> Option<()> {
     Some(())
 }
 
-#[tracepoint(category = "syscalls", name = "sys_exit_accept")]
-pub fn sys_exit_accept(ctx: TracePointContext) -> u32 {
-    accepted(&ctx);
-    0
-}
-
-#[tracepoint(category = "syscalls", name = "sys_exit_accept4")]
-pub fn sys_exit_accept4(ctx: TracePointContext) -> u32 {
-    accepted(&ctx);
-    0
-}
-
-/// The returned fd is the accepted connection: remember who owns it.
+/// accept(2)/accept4(2) returned `ret`: the accepted connection's fd. Remember who
+/// owns it.
 #[inline(always)]
-fn accepted(ctx: &TracePointContext) -> Option<()> {
-    let ret = regs::sys_exit_ret(ctx);
+pub fn accepted(ret: i64) -> Option<()> {
     if ret < 0 {
         return None;
     }

@@ -16,6 +16,7 @@ mod reset;
 mod signal;
 mod sockaddr;
 mod sockio;
+mod syscalls;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -14,7 +14,6 @@ use netwatch_common::{
 /// folds its fields into constants and prunes branches that cannot run.
 #[unsafe(no_mangle)]
 pub static CONFIG: Global<Config> = Global::new(Config {
-    sys_exit_ret_offset: 16,
     filter_pids: 0,
     spawner_tgid: 0,
     verbose: 0,

@@ -3,8 +3,8 @@
 
 use aya_ebpf::{
     helpers::bpf_get_current_pid_tgid,
-    macros::{btf_tracepoint, tracepoint},
-    programs::{BtfTracePointContext, TracePointContext},
+    macros::{raw_tracepoint, tracepoint},
+    programs::{RawTracePointContext, TracePointContext},
 };
 use netwatch_common::{
     ABSENT, EventKind,
@@ -66,14 +66,14 @@ fn try_exit(ctx: &TracePointContext) -> Option<()> {
 /// `sched_process_fork(struct task_struct *parent, struct task_struct *child)`, in
 /// the parent's context, before the child first runs: a child of a watched process
 /// is watched before it can make a single syscall.
-#[btf_tracepoint(function = "sched_process_fork")]
-pub fn sched_process_fork(ctx: BtfTracePointContext) -> u32 {
+#[raw_tracepoint(tracepoint = "sched_process_fork")]
+pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
     try_fork(&ctx);
     0
 }
 
 #[inline(always)]
-fn try_fork(ctx: &BtfTracePointContext) -> Option<()> {
+fn try_fork(ctx: &RawTracePointContext) -> Option<()> {
     let k = kernel::offsets()?;
     let child: u64 = ctx.arg(1);
     let child_tgid: u32 = kernel::read(child, k.task_tgid)?;

@@ -1,10 +1,8 @@
 //! Errors of the send family (write, writev, pwritev, pwritev2, sendto, sendmsg,
 //! sendmmsg, sendfile64, splice) and the receive family (read, readv, recvfrom,
-//! recvmsg, recvmmsg), from their `syscalls:sys_exit_*` tracepoints.
+//! recvmsg, recvmmsg).
 
-use aya_ebpf::{
-    helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::TracePointContext,
-};
+use aya_ebpf::helpers::bpf_get_current_pid_tgid;
 use netwatch_common::{
     EventKind, FAMILY_RECV, FAMILY_SEND, FAMILY_SENDFILE, Syscall, sockio::SockIoEvent,
 };
@@ -12,7 +10,7 @@ use netwatch_common::{
 use crate::{
     emit, kernel,
     maps::{self, set_owner},
-    regs::{self, SyscallArgs},
+    regs::SyscallArgs,
 };
 
 const EINTR: i64 = 4;
@@ -20,34 +18,6 @@ const EAGAIN: i64 = 11;
 const EPIPE: i32 = 32;
 /// ERESTARTSYS and friends (include/linux/errno.h) never reach user space.
 const ERESTART_FIRST: i64 = 512;
-
-macro_rules! sys_exit {
-    ($($name:ident => $syscall:ident),* $(,)?) => {$(
-        // Attached to syscalls:$name by the loader (the name is the function's).
-        #[tracepoint]
-        pub fn $name(ctx: TracePointContext) -> u32 {
-            handle(&ctx, Syscall::$syscall);
-            0
-        }
-    )*};
-}
-
-sys_exit! {
-    sys_exit_write => Write,
-    sys_exit_writev => Writev,
-    sys_exit_pwritev => Pwritev,
-    sys_exit_pwritev2 => Pwritev2,
-    sys_exit_sendto => Sendto,
-    sys_exit_sendmsg => Sendmsg,
-    sys_exit_sendmmsg => Sendmmsg,
-    sys_exit_sendfile64 => Sendfile64,
-    sys_exit_splice => Splice,
-    sys_exit_read => Read,
-    sys_exit_readv => Readv,
-    sys_exit_recvfrom => Recvfrom,
-    sys_exit_recvmsg => Recvmsg,
-    sys_exit_recvmmsg => Recvmmsg,
-}
 
 /// Syscalls that take any fd: on a file or pipe their errors are not netwatch's
 /// business, except EPIPE (the SIGPIPE story is the same on a pipe).
@@ -66,9 +36,9 @@ fn any_fd(syscall: Syscall) -> bool {
     )
 }
 
+/// A send- or receive-family syscall returned `ret` (see `syscalls.rs`).
 #[inline(always)]
-fn handle(ctx: &TracePointContext, syscall: Syscall) -> Option<()> {
-    let ret = regs::sys_exit_ret(ctx);
+pub fn exit(ret: i64, args: &SyscallArgs, syscall: Syscall) -> Option<()> {
     // Success, "try again", and interrupted calls are not failures.
     if ret >= 0 || ret == -EAGAIN || ret == -EINTR || ret <= -ERESTART_FIRST {
         return None;
@@ -77,7 +47,6 @@ fn handle(ctx: &TracePointContext, syscall: Syscall) -> Option<()> {
     if !maps::watched((pid_tgid >> 32) as u32) {
         return None;
     }
-    let args = SyscallArgs::current()?;
     // splice(fd_in, off_in, fd_out, off_out, len, flags): the socket being written
     // is fd_out. Every other call here takes its socket first.
     let fd = if matches!(syscall, Syscall::Splice) {

@@ -5,10 +5,10 @@
 //! lacks (a tracepoint, BTF) switches off only what depends on it, with a warning.
 
 use aya::{
-    Btf, Ebpf, EbpfLoader, Endianness,
+    Ebpf, EbpfLoader,
     maps::{HashMap, MapError},
     programs::{
-        BtfTracePoint, ProgramError, TracePoint, tp_btf::BtfTracePointLink,
+        ProgramError, RawTracePoint, TracePoint, raw_trace_point::RawTracePointLink,
         trace_point::TracePointLink,
     },
 };
@@ -31,8 +31,8 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ne
 pub enum Hook {
     /// A classic tracepoint (tracefs): category and name.
     Tracepoint(&'static str, &'static str),
-    /// A BTF-typed raw tracepoint (tp_btf): the tracepoint's name. Needs kernel BTF.
-    Btf(&'static str),
+    /// A raw tracepoint: the tracepoint's name.
+    Raw(&'static str),
 }
 
 /// One kernel program: its function name in netwatch-ebpf, the event source it feeds
@@ -44,40 +44,20 @@ pub struct Program {
     pub hook: Hook,
 }
 
-const fn sys_exit(name: &'static str, source: &'static str) -> Program {
-    // Function names are the tracepoint names (netwatch-ebpf).
-    Program {
-        name,
-        source,
-        hook: Hook::Tracepoint("syscalls", name),
-    }
-}
-
+/// Every program, and the sources it feeds.
 pub const PROGRAMS: &[Program] = &[
-    sys_exit("sys_exit_bind", "bind"),
-    sys_exit("sys_exit_listen", "listen"),
-    sys_exit("sys_exit_accept", "listen"),
-    sys_exit("sys_exit_accept4", "listen"),
-    sys_exit("sys_exit_connect", "connect"),
+    // bind, connect, listen and the send and receive families (see netwatch-ebpf's
+    // syscalls.rs: one raw tracepoint on sys_exit dispatching on the syscall number).
+    Program {
+        name: "sys_exit",
+        source: "syscalls",
+        hook: Hook::Raw("sys_exit"),
+    },
     Program {
         name: "inet_sk_error_report",
         source: "connect",
-        hook: Hook::Btf("inet_sk_error_report"),
+        hook: Hook::Raw("inet_sk_error_report"),
     },
-    sys_exit("sys_exit_write", "sockio"),
-    sys_exit("sys_exit_writev", "sockio"),
-    sys_exit("sys_exit_pwritev", "sockio"),
-    sys_exit("sys_exit_pwritev2", "sockio"),
-    sys_exit("sys_exit_sendto", "sockio"),
-    sys_exit("sys_exit_sendmsg", "sockio"),
-    sys_exit("sys_exit_sendmmsg", "sockio"),
-    sys_exit("sys_exit_sendfile64", "sockio"),
-    sys_exit("sys_exit_splice", "sockio"),
-    sys_exit("sys_exit_read", "sockio"),
-    sys_exit("sys_exit_readv", "sockio"),
-    sys_exit("sys_exit_recvfrom", "sockio"),
-    sys_exit("sys_exit_recvmsg", "sockio"),
-    sys_exit("sys_exit_recvmmsg", "sockio"),
     Program {
         name: "tcp_receive_reset",
         source: "reset",
@@ -101,7 +81,7 @@ pub const PROGRAMS: &[Program] = &[
     Program {
         name: "sched_process_fork",
         source: "process",
-        hook: Hook::Btf("sched_process_fork"),
+        hook: Hook::Raw("sched_process_fork"),
     },
     Program {
         name: "sched_process_exec",
@@ -110,22 +90,15 @@ pub const PROGRAMS: &[Program] = &[
     },
 ];
 
+/// Programs that read kernel structs at BTF-derived offsets and do nothing without.
+const NEEDS_OFFSETS: &[&str] = &["inet_sk_error_report", "sched_process_fork"];
+
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error(transparent)]
     Capability(#[from] MissingCapability),
     #[error(transparent)]
     Tracefs(#[from] TracefsError),
-    #[error(
-        "syscalls:sys_exit_* records disagree on the offset of `ret` ({first} in {first_tp}, \
-         {other} in {other_tp}); this kernel is not supported"
-    )]
-    RetOffset {
-        first: u32,
-        first_tp: &'static str,
-        other: u32,
-        other_tp: &'static str,
-    },
     #[error("no event source can be attached on this kernel: {0}")]
     NothingToAttach(String),
     #[error("following forks (-p, -- CMD) needs the kernel's BTF: {0}")]
@@ -182,7 +155,7 @@ pub struct Tracer {
 #[expect(dead_code, reason = "the links are held only to be dropped (detached)")]
 enum Link {
     Tracepoint(TracePointLink),
-    Btf(BtfTracePointLink),
+    Raw(RawTracePointLink),
 }
 
 impl Tracer {
@@ -213,7 +186,7 @@ impl Drop for Tracer {
 fn hook_name(hook: Hook) -> String {
     match hook {
         Hook::Tracepoint(c, n) => format!("tracepoint {c}:{n}"),
-        Hook::Btf(n) => format!("BTF tracepoint {n}"),
+        Hook::Raw(n) => format!("raw tracepoint {n}"),
     }
 }
 
@@ -227,12 +200,8 @@ pub fn load(opts: &Options) -> Result<Tracer, LoadError> {
     if let Ok(b) = &kernel_btf {
         crate::event::reset::set_reason_names(b.enum_names("sk_rst_reason", "SK_RST_REASON_"));
     }
-    let (offsets, btf) = match kernel_btf.and_then(|b| b.offsets()) {
-        // The loader needs aya's own parse of the same BTF for the tp_btf programs.
-        Ok(offsets) => (
-            offsets,
-            Btf::parse_file(KernelBtf::path(), Endianness::default()).ok(),
-        ),
+    let offsets = match kernel_btf.and_then(|b| b.offsets()) {
+        Ok(offsets) => offsets,
         Err(e) => {
             if filtering {
                 return Err(LoadError::NeedsBtf(e.to_string()));
@@ -240,7 +209,7 @@ pub fn load(opts: &Options) -> Result<Tracer, LoadError> {
             disabled.push(format!(
                 "{e}: socket endpoints, exit status, forks and asynchronous connect errors are not traced"
             ));
-            (KernelOffsets::default(), None)
+            KernelOffsets::default()
         }
     };
     let layout = tp_layout(&tracefs, &mut disabled);
@@ -249,9 +218,9 @@ pub fn load(opts: &Options) -> Result<Tracer, LoadError> {
     for p in PROGRAMS {
         let missing = match p.hook {
             Hook::Tracepoint(c, n) => !tracefs.has(c, n),
-            // Already said: the kernel's BTF is unavailable.
-            Hook::Btf(_) if btf.is_none() => continue,
-            Hook::Btf(_) => false,
+            // Already said when BTF is unavailable.
+            Hook::Raw(_) if offsets.valid == 0 && NEEDS_OFFSETS.contains(&p.name) => continue,
+            Hook::Raw(_) => false,
         };
         let unusable = match p.name {
             "tcp_receive_reset" => layout.rr_skaddr == ABSENT,
@@ -280,7 +249,6 @@ pub fn load(opts: &Options) -> Result<Tracer, LoadError> {
     }
 
     let config = Config {
-        sys_exit_ret_offset: sys_exit_ret_offset(&tracefs, &wanted)?,
         filter_pids: u32::from(filtering),
         spawner_tgid: opts.spawner.unwrap_or(0),
         verbose: u32::from(opts.verbose),
@@ -319,7 +287,7 @@ pub fn load(opts: &Options) -> Result<Tracer, LoadError> {
     let mut attached: Vec<&'static str> = Vec::new();
     let mut links = Vec::new();
     for p in wanted {
-        links.push(attach(&mut ebpf, p, btf.as_ref())?);
+        links.push(attach(&mut ebpf, p)?);
         if !attached.contains(&p.source) {
             attached.push(p.source);
         }
@@ -332,7 +300,7 @@ pub fn load(opts: &Options) -> Result<Tracer, LoadError> {
     })
 }
 
-fn attach(ebpf: &mut Ebpf, p: &'static Program, btf: Option<&Btf>) -> Result<Link, LoadError> {
+fn attach(ebpf: &mut Ebpf, p: &'static Program) -> Result<Link, LoadError> {
     let program_error = |source| LoadError::Program {
         name: p.name,
         source: Box::new(source),
@@ -352,39 +320,13 @@ fn attach(ebpf: &mut Ebpf, p: &'static Program, btf: Option<&Btf>) -> Result<Lin
             let id = tp.attach(category, name).map_err(attach_error)?;
             Ok(Link::Tracepoint(tp.take_link(id).map_err(attach_error)?))
         }
-        Hook::Btf(name) => {
-            let btf = btf.expect("BTF programs are only wanted when BTF loaded");
-            let tp: &mut BtfTracePoint = program.try_into().map_err(program_error)?;
-            tp.load(name, btf).map_err(program_error)?;
-            let id = tp.attach().map_err(attach_error)?;
-            Ok(Link::Btf(tp.take_link(id).map_err(attach_error)?))
+        Hook::Raw(name) => {
+            let tp: &mut RawTracePoint = program.try_into().map_err(program_error)?;
+            tp.load().map_err(program_error)?;
+            let id = tp.attach(name).map_err(attach_error)?;
+            Ok(Link::Raw(tp.take_link(id).map_err(attach_error)?))
         }
     }
-}
-
-/// Every `syscalls:sys_exit_*` record has the same layout; the programs share one
-/// offset, so check that the kernel agrees for each tracepoint we attach.
-fn sys_exit_ret_offset(tracefs: &Tracefs, programs: &[&'static Program]) -> Result<u32, LoadError> {
-    let mut first: Option<(u32, &'static str)> = None;
-    for p in programs {
-        let Hook::Tracepoint("syscalls", name) = p.hook else {
-            continue;
-        };
-        let off = tracefs.format("syscalls", name)?.field("ret")?.offset;
-        match first {
-            None => first = Some((off, name)),
-            Some((f, ftp)) if f != off => {
-                return Err(LoadError::RetOffset {
-                    first: f,
-                    first_tp: ftp,
-                    other: off,
-                    other_tp: name,
-                });
-            }
-            Some(_) => {}
-        }
-    }
-    Ok(first.map_or(16, |(off, _)| off))
 }
 
 /// Offsets of the record fields the reset, signal and process programs read.

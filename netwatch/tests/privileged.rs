@@ -224,26 +224,27 @@ impl Drop for TracefsWithout {
 #[test]
 fn a_missing_tracepoint_disables_only_its_source_with_a_warning() {
     require_root();
-    let fake = TracefsWithout::new("syscalls", "sys_exit_bind");
+    let fake = TracefsWithout::new("signal", "signal_generate");
     let mut nw =
         Netwatch::start_with_env(&["-j"], &[("NETWATCH_TRACEFS", fake.dir.to_str().unwrap())]);
-    let mut actor = Actor::spawn(&format!("{BIND_FAILURES}\n{CONNECT_REFUSED}"));
-    actor.read("port");
-    actor.read("port6");
-    actor.go();
-    for _ in 0..3 {
-        actor.read("err");
-    }
-    assert_eq!(actor.read("connect"), "111");
-    let pid = actor.pid();
-    assert!(actor.wait().success());
-    // Still running: the connect failure arrives, the bind failures cannot.
-    nw.wait_json("the ECONNREFUSED connect", |v| {
-        v["kind"] == "connect" && v["pid"] == pid
+    // A SIGPIPE death: the EPIPE and the exit still arrive, the signal cannot.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut dies = Actor::spawn(&sigpipe_writer(port, "SIG_DFL"));
+    dies.read("local");
+    let (peer, _) = listener.accept().unwrap();
+    reset(peer);
+    std::thread::sleep(Duration::from_millis(50));
+    dies.go();
+    let pid = dies.pid();
+    dies.wait();
+    nw.wait_json("the EPIPE", |v| v["kind"] == "send" && v["pid"] == pid);
+    nw.wait_json("the SIGPIPE death", |v| {
+        v["kind"] == "exit" && v["pid"] == pid
     });
     nw.settle(Duration::from_millis(200));
     assert!(
-        nw.json_seen().iter().all(|v| v["kind"] != "bind"),
+        nw.json_seen().iter().all(|v| v["kind"] != "signal"),
         "{:?}",
         nw.seen()
     );
@@ -253,7 +254,7 @@ fn a_missing_tracepoint_disables_only_its_source_with_a_warning() {
     assert_eq!(
         warnings,
         [
-            "netwatch: warning: bind: tracepoint syscalls:sys_exit_bind does not exist on this kernel"
+            "netwatch: warning: signal: tracepoint signal:signal_generate does not exist on this kernel"
         ],
         "{stderr}"
     );
