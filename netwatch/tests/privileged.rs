@@ -1171,13 +1171,14 @@ fn report_3_drogon_killed_by_sigpipe_mid_sendfile() {
 fn report_4_air_hot_reload_races_the_old_instance() {
     require_root();
     let mut nw = Netwatch::start(&["-j"]);
-    // The old instance shuts down gracefully on SIGINT, holding the port meanwhile.
+    // The old instance shuts down gracefully on SIGINT, holding the port meanwhile:
+    // here until the test lets it finish (`go`), so the race is the test's to time.
     let mut old = Actor::spawn(
         r#"
 import signal
 l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen()
 def stop(*_):
-    time.sleep(0.3); os._exit(0)
+    say(stopping=1); go(); time.sleep(0.1); os._exit(0)
 signal.signal(signal.SIGINT, stop)
 say(port=l.getsockname()[1])
 while True:
@@ -1188,13 +1189,18 @@ while True:
     let opid = old.pid();
     // SAFETY: kill(2) on a process this test started.
     unsafe { libc::kill(opid as i32, libc::SIGINT) };
-    std::thread::sleep(Duration::from_millis(30));
+    assert_eq!(old.read("stopping"), "1");
     let mut new = Actor::spawn(&format!(
-        "s = socket.socket()\ntry:\n    s.bind(('127.0.0.1', {port}))\nexcept OSError as e:\n    say(err=e.errno)"
+        "s = socket.socket()\ntry:\n    s.bind(('127.0.0.1', {port})); say(err=0)\nexcept OSError as e:\n    say(err=e.errno)"
     ));
-    assert_eq!(new.read("err"), "98");
+    assert_eq!(
+        new.read("err"),
+        "98",
+        "the old instance still holds the port"
+    );
     let npid = new.pid();
     assert!(new.wait().success());
+    old.go();
     assert!(old.wait().success());
 
     let held = nw.wait_json("the holder", |v| {
