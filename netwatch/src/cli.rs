@@ -14,6 +14,7 @@ EXAMPLES:
     sudo netwatch -j | jq 'select(.error == \"EADDRINUSE\")'
     sudo netwatch --check -- ./server   # CI guard: fail if the server exits 0 after a failed bind
     sudo netwatch --summary-only -- ./run-tests.sh
+    sudo netwatch --metrics 9464 --quiet   # a daemon for Prometheus: 127.0.0.1:9464/metrics
 
 EXIT STATUS:
     0    stopped by Ctrl-C (SIGINT) or SIGTERM, or stdout closed
@@ -52,6 +53,16 @@ pub struct Args {
     /// Print nothing while running; only the per-process summary at exit.
     #[arg(long)]
     pub summary_only: bool,
+
+    /// Print nothing on stdout (for a daemon scraped through --metrics); warnings and
+    /// errors still go to stderr.
+    #[arg(short = 'q', long, conflicts_with = "summary_only")]
+    pub quiet: bool,
+
+    /// Serve Prometheus/OpenMetrics metrics on http://ADDR/metrics. ADDR is PORT (on
+    /// 127.0.0.1), IP:PORT or [IPv6]:PORT: listening beyond loopback is explicit.
+    #[arg(long, value_name = "ADDR", value_parser = crate::metrics::parse_addr)]
+    pub metrics: Option<std::net::SocketAddr>,
 
     /// With -- CMD: exit 86 if any process in CMD's tree exits 0 after a failed bind
     /// it never recovered from (a CI/deploy guard); otherwise exit with CMD's status.

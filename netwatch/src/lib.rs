@@ -13,6 +13,7 @@ pub mod event;
 pub mod inspect;
 pub mod kernel_btf;
 pub mod loader;
+pub mod metrics;
 pub mod output;
 pub mod ringbuf;
 pub mod run;

@@ -159,6 +159,11 @@ enum Link {
 }
 
 impl Tracer {
+    /// Programs attached.
+    pub fn programs_attached(&self) -> usize {
+        self.links.len()
+    }
+
     /// Entries in the WATCHED map now.
     pub fn watched_entries(&self) -> usize {
         self.ebpf

@@ -10,7 +10,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+use std::sync::Arc;
+
 use anyhow::{Context as _, bail};
+use netwatch_common::EventKind;
 use tokio::{
     process::{Child, Command},
     signal::unix::{Signal, SignalKind, signal},
@@ -24,7 +27,8 @@ use crate::{
     event::{self, Body, Comm, Event, bind::SOCK_DGRAM},
     inspect::Inspector,
     loader::{self, Options},
-    output::{Format, Printer, RunStats},
+    metrics::{self, Metrics},
+    output::{self, Format, Printer, RunStats},
     ringbuf::{Lost, Reader},
 };
 
@@ -45,6 +49,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
 
+    // Before anything is loaded: a metrics port in use stops netwatch with the reason.
+    let metrics_listener = args.metrics.map(metrics::bind).transpose()?;
     let spawner = (!args.command.is_empty()).then(std::process::id);
     let mut tracer = loader::load(&Options {
         pids: args.pids.clone(),
@@ -62,6 +68,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             bail!("-p {pid}: the process exited before tracing started");
         }
     }
+    let metrics = metrics_listener.map(|listener| {
+        let m = Arc::new(Metrics::new(
+            tracer.programs_attached(),
+            args.ring_buffer_size,
+        ));
+        tokio::spawn(metrics::serve(listener, m.clone()));
+        m
+    });
     let mut reader = Reader::new(&mut tracer.ebpf)?;
     let mut lost = Lost::new(&mut tracer.ebpf)?;
     let kernel_counts = KernelCounts::new(&mut tracer.ebpf)?;
@@ -107,7 +121,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .iter()
         .copied()
         .chain(child.as_ref().and_then(Child::id));
-    let mut view = View::new(args.verbose, args.summary_only, roots);
+    let mut view = View::new(args.verbose, args.summary_only || args.quiet, roots);
     let mut streams = Streams {
         reader: &mut reader,
         lost: &mut lost,
@@ -116,6 +130,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         classifier: Classifier::new(),
         inspector: Inspector::new(),
         kernel_counts,
+        metrics,
+        ring_size: args.ring_buffer_size,
+        lost_seen: Vec::new(),
     };
     let result = streams.run(&mut sigint, &mut sigterm, child).await;
     let watched_entries = tracer.watched_entries();
@@ -127,6 +144,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             streams
                 .classifier
                 .exact_counts(pid, &counts, || comm_of(pid));
+        }
+        if args.quiet {
+            return Ok(code);
         }
         streams.out.summary(
             &streams.classifier.summary(),
@@ -233,6 +253,10 @@ struct Streams<'a, W: io::Write> {
     classifier: Classifier,
     inspector: Inspector,
     kernel_counts: KernelCounts,
+    metrics: Option<Arc<Metrics>>,
+    ring_size: u32,
+    /// Lost records per kind as last passed on to the metrics.
+    lost_seen: Vec<(EventKind, u64)>,
 }
 
 /// A live process's comm, or "?".
@@ -316,12 +340,18 @@ impl<W: io::Write> Streams<'_, W> {
                 }
             };
             let mut io_result = Ok(());
+            let mut drained = 0;
             self.reader.drain(|bytes| {
+                // What the ring buffer held: the record and its 8-byte header.
+                drained += bytes.len() + 8;
                 if io_result.is_err() {
                     return;
                 }
                 match event::decode(bytes) {
                     Ok(ev) => {
+                        if let Some(m) = &self.metrics {
+                            m.event(&ev);
+                        }
                         if self.view.shows(&ev) {
                             io_result = self.out.event(&ev);
                         }
@@ -333,6 +363,9 @@ impl<W: io::Write> Streams<'_, W> {
                         }
                         let ctx = context(&mut self.inspector, &ev);
                         for d in self.classifier.feed(&ev, &ctx) {
+                            if let Some(m) = &self.metrics {
+                                m.diagnosis(&d);
+                            }
                             if io_result.is_ok() && !self.view.quiet {
                                 io_result = self.out.diagnosis(&d);
                             }
@@ -347,8 +380,22 @@ impl<W: io::Write> Streams<'_, W> {
                 }
             });
             io_result?;
+            if let Some(m) = &self.metrics {
+                m.ring_fill(drained, self.ring_size);
+            }
             if stop || last_lost_check.elapsed() >= LOST_INTERVAL {
                 last_lost_check = Instant::now();
+                if let Some(m) = &self.metrics {
+                    for (kind, total) in self.lost.by_kind()? {
+                        let seen = self.lost_seen.iter_mut().find(|(k, _)| *k == kind);
+                        let before = seen.as_ref().map_or(0, |(_, n)| *n);
+                        m.lost(output::kind_name(kind), total - before);
+                        match seen {
+                            Some(entry) => entry.1 = total,
+                            None => self.lost_seen.push((kind, total)),
+                        }
+                    }
+                }
                 if let Some((count, total)) = self.lost.newly_lost()?
                     && !self.view.quiet
                 {

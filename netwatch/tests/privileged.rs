@@ -1743,3 +1743,150 @@ fn churn_of_short_lived_processes_keeps_memory_and_maps_flat() {
         figures[1]
     );
 }
+
+// ---------------------------------------------------------------------------------
+// Fleet: metrics scraped by a real Prometheus.
+// ---------------------------------------------------------------------------------
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A plain HTTP/1.0 GET on loopback; returns (status line, body).
+fn http_get(port: u16, path: &str) -> (String, String) {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    (
+        head.lines().next().unwrap_or_default().to_owned(),
+        body.to_owned(),
+    )
+}
+
+#[test]
+fn prometheus_scrapes_a_provoked_eaddrinuse_and_promtool_accepts_the_exposition() {
+    require_root();
+    let port = free_port();
+    let mut nw = Netwatch::start(&["-j", "--metrics", &port.to_string()]);
+    // A distinctive comm, so the series is this test's own.
+    let mut actor = Actor::spawn(
+        r#"
+import ctypes
+ctypes.CDLL(None).prctl(15, b"nw-prom-test", 0, 0, 0)
+hold = socket.socket(); hold.bind(("127.0.0.1", 0)); hold.listen()
+s = socket.socket()
+try:
+    s.bind(hold.getsockname())
+except OSError as e:
+    say(err=e.errno)
+go()
+"#,
+    );
+    assert_eq!(actor.read("err"), "98");
+    nw.wait_json("the failure", |v| {
+        v["kind"] == "bind" && v["pid"] == actor.pid()
+    });
+    actor.go();
+    assert!(actor.wait().success());
+
+    let (status, body) = http_get(port, "/metrics");
+    assert!(status.contains("200"), "{status}");
+    assert!(
+        body.contains(
+            r#"netwatch_errors_total{class="EADDRINUSE",syscall="bind",comm="nw-prom-test"} 1"#
+        ),
+        "{body}"
+    );
+    let exposition =
+        std::env::temp_dir().join(format!("netwatch-test-metrics-{}", std::process::id()));
+    fs::write(&exposition, &body).unwrap();
+    let (status, out, err) = support::run_program(
+        "sh",
+        &[
+            "-c",
+            &format!("promtool check metrics < {}", exposition.display()),
+        ],
+        &[],
+    );
+    fs::remove_file(&exposition).unwrap();
+    assert!(status.success(), "promtool check metrics: {out} {err}");
+    assert_eq!(
+        http_get(port, "/nothing").0.split_whitespace().nth(1),
+        Some("404")
+    );
+
+    // A real Prometheus scraping it every second.
+    let dir = std::env::temp_dir().join(format!("netwatch-test-prometheus-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("prometheus.yml");
+    fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: netwatch\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
+        ),
+    )
+    .unwrap();
+    let web = free_port();
+    let mut prometheus = std::process::Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{web}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("prometheus (Debian package `prometheus`)");
+    let query = "/api/v1/query?query=netwatch_errors_total%7Bclass%3D%22EADDRINUSE%22%2Ccomm%3D%22nw-prom-test%22%7D";
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut last = String::new();
+    let seen = loop {
+        if std::net::TcpStream::connect(("127.0.0.1", web)).is_ok() {
+            let (_, body) = http_get(web, query);
+            if let Ok(v) = serde_json::from_str::<Value>(&body)
+                && v["data"]["result"][0]["value"][1] == "1"
+            {
+                break true;
+            }
+            last = body;
+        }
+        if std::time::Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let _ = prometheus.kill();
+    let _ = prometheus.wait();
+    let _ = fs::remove_dir_all(&dir);
+    assert!(
+        seen,
+        "Prometheus never reported the counter; last answer: {last}"
+    );
+    nw.finish();
+}
+
+#[test]
+fn a_metrics_port_in_use_stops_netwatch_with_the_reason() {
+    require_root();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let (status, out, err) = run(&["--metrics", &format!("127.0.0.1:{port}")], &[]);
+    assert_eq!(status.code(), Some(1), "{out} {err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(
+        err.trim_end(),
+        format!(
+            "netwatch: --metrics 127.0.0.1:{port}: cannot listen: Address already in use (os error 98)"
+        )
+    );
+}

@@ -1,0 +1,431 @@
+//! Prometheus/OpenMetrics exposition on `/metrics` (`--metrics ADDR`).
+//!
+//! Counters are labelled by error class, syscall and comm, never by pid: label
+//! cardinality stays bounded (at most [`MAX_COMMS`] comms; the rest are `other`).
+//! The exposition format is prometheus-client's; the HTTP side is the few lines a
+//! scrape needs.
+
+use std::{
+    collections::HashSet,
+    io,
+    net::SocketAddr,
+    sync::{Arc, Mutex, atomic::AtomicU64},
+    time::Duration,
+};
+
+use prometheus_client::{
+    encoding::{EncodeLabelSet, text::encode},
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    registry::Registry,
+};
+use tokio::{
+    io::{AsyncReadExt as _, AsyncWriteExt as _},
+    net::{TcpListener, TcpStream},
+};
+
+use crate::{
+    diagnose::Diagnosis,
+    event::{Body, Event, reset::Direction},
+    output::errno_label,
+};
+
+/// Distinct comms labelled before the rest are counted as `other`.
+pub const MAX_COMMS: usize = 200;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabels {
+    class: String,
+    syscall: String,
+    comm: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DiagnosisLabel {
+    diagnosis: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DirectionLabel {
+    direction: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FateLabel {
+    fate: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    errors: Family<ErrorLabels, Counter>,
+    diagnoses: Family<DiagnosisLabel, Counter>,
+    resets: Family<DirectionLabel, Counter>,
+    sigpipe: Family<FateLabel, Counter>,
+    lost: Family<KindLabel, Counter>,
+    events: Counter,
+    programs: Gauge,
+    ring_size: Gauge,
+    ring_peak_fill: Gauge<f64, AtomicU64>,
+    comms: Mutex<HashSet<String>>,
+}
+
+impl Metrics {
+    pub fn new(programs_attached: usize, ring_buffer_size: u32) -> Self {
+        let mut registry = Registry::default();
+        let m = Self {
+            errors: Family::default(),
+            diagnoses: Family::default(),
+            resets: Family::default(),
+            sigpipe: Family::default(),
+            lost: Family::default(),
+            events: Counter::default(),
+            programs: Gauge::default(),
+            ring_size: Gauge::default(),
+            ring_peak_fill: Gauge::default(),
+            comms: Mutex::new(HashSet::new()),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "netwatch_errors",
+            "Failed socket syscalls by error class (errno name), syscall and process name",
+            m.errors.clone(),
+        );
+        registry.register(
+            "netwatch_diagnoses",
+            "Diagnoses by kind (exit_zero_after_bind_failure, killed_by_sigpipe...)",
+            m.diagnoses.clone(),
+        );
+        registry.register(
+            "netwatch_resets",
+            "TCP resets by direction (received: the peer sent RST; sent)",
+            m.resets.clone(),
+        );
+        registry.register(
+            "netwatch_sigpipe",
+            "SIGPIPEs generated, by fate (ignored, caught, fatal...)",
+            m.sigpipe.clone(),
+        );
+        registry.register(
+            "netwatch_lost_events",
+            "Records the kernel ring buffer could not take, by record kind",
+            m.lost.clone(),
+        );
+        registry.register(
+            "netwatch_events",
+            "Records read from the kernel ring buffer",
+            m.events.clone(),
+        );
+        registry.register(
+            "netwatch_programs_attached",
+            "eBPF programs attached",
+            m.programs.clone(),
+        );
+        registry.register(
+            "netwatch_ring_buffer_size_bytes",
+            "Size of the kernel ring buffer",
+            m.ring_size.clone(),
+        );
+        registry.register(
+            "netwatch_ring_buffer_peak_fill_ratio",
+            "Largest share of the ring buffer found filled at one read since start",
+            m.ring_peak_fill.clone(),
+        );
+        m.programs.set(programs_attached as i64);
+        m.ring_size.set(i64::from(ring_buffer_size));
+        Self { registry, ..m }
+    }
+
+    /// The comm label: the process name while fewer than MAX_COMMS are known.
+    fn comm_label(&self, comm: String) -> String {
+        let mut comms = self.comms.lock().unwrap_or_else(|e| e.into_inner());
+        if comms.contains(&comm) {
+            return comm;
+        }
+        if comms.len() < MAX_COMMS {
+            comms.insert(comm.clone());
+            return comm;
+        }
+        "other".into()
+    }
+
+    pub fn event(&self, ev: &Event) {
+        self.events.inc();
+        let failure = |errno: i32, syscall: &str| {
+            let labels = ErrorLabels {
+                class: errno_label(errno),
+                syscall: syscall.into(),
+                comm: self.comm_label(ev.comm.to_string()),
+            };
+            self.errors.get_or_create(&labels).inc();
+        };
+        match &ev.body {
+            Body::Bind(b) if b.errno != 0 => failure(b.errno, "bind"),
+            Body::Connect(c) if c.errno != 0 => failure(c.errno, "connect"),
+            Body::SockIo(io) => failure(io.errno, io.syscall.name()),
+            Body::Reset(r) => {
+                let name = match r.direction {
+                    Direction::Received => "received",
+                    Direction::Sent => "sent",
+                };
+                self.resets
+                    .get_or_create(&DirectionLabel {
+                        direction: name.into(),
+                    })
+                    .inc();
+            }
+            Body::Signal(s) if ev.is_failure() => {
+                self.sigpipe
+                    .get_or_create(&FateLabel {
+                        fate: s.fate.name().into(),
+                    })
+                    .inc();
+            }
+            _ => {}
+        }
+    }
+
+    pub fn diagnosis(&self, d: &Diagnosis) {
+        self.diagnoses
+            .get_or_create(&DiagnosisLabel {
+                diagnosis: d.what.name().into(),
+            })
+            .inc();
+    }
+
+    /// `count` more records of `kind` were lost.
+    pub fn lost(&self, kind: &str, count: u64) {
+        self.lost
+            .get_or_create(&KindLabel { kind: kind.into() })
+            .inc_by(count);
+    }
+
+    /// A read found `bytes` waiting in a ring buffer of `size` bytes.
+    pub fn ring_fill(&self, bytes: usize, size: u32) {
+        let ratio = bytes as f64 / f64::from(size.max(1));
+        if ratio > self.ring_peak_fill.get() {
+            self.ring_peak_fill.set(ratio);
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("--metrics {addr}: cannot listen")]
+pub struct ListenError {
+    addr: SocketAddr,
+    source: io::Error,
+}
+
+/// Bind the metrics port now, before anything is loaded: a port in use must stop
+/// netwatch with the reason, not leave it running unscrapable.
+pub fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, ListenError> {
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|source| ListenError { addr, source })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| ListenError { addr, source })?;
+    Ok(listener)
+}
+
+/// Serve `/metrics` until the runtime stops.
+pub async fn serve(listener: std::net::TcpListener, metrics: Arc<Metrics>) {
+    let Ok(listener) = TcpListener::from_std(listener) else {
+        return;
+    };
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(10), respond(stream, &metrics)).await;
+        });
+    }
+}
+
+async fn respond(mut stream: TcpStream, metrics: &Metrics) -> io::Result<()> {
+    let mut request = Vec::with_capacity(1024);
+    let mut buf = [0u8; 1024];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 || request.len() > 16 * 1024 {
+            return Ok(());
+        }
+        request.extend_from_slice(&buf[..n]);
+    }
+    let head = String::from_utf8_lossy(&request);
+    let openmetrics = head.lines().any(|l| {
+        l.to_ascii_lowercase().starts_with("accept:") && l.contains("application/openmetrics-text")
+    });
+    let line = request.split(|&b| b == b'\r').next().unwrap_or_default();
+    let mut parts = line.split(|&b| b == b' ');
+    let (method, path) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
+    let path = path.split(|&b| b == b'?').next().unwrap_or_default();
+    let (status, content_type, body) = match (method, path) {
+        (b"GET", b"/metrics") if openmetrics => (
+            "200 OK",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            metrics.encode(),
+        ),
+        (b"GET", b"/metrics") => (
+            "200 OK",
+            "text/plain; version=0.0.4; charset=utf-8",
+            to_text_format(&metrics.encode()),
+        ),
+        (b"GET", _) => (
+            "404 Not Found",
+            "text/plain",
+            "netwatch serves /metrics\n".to_owned(),
+        ),
+        _ => (
+            "405 Method Not Allowed",
+            "text/plain",
+            "GET /metrics\n".to_owned(),
+        ),
+    };
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body.as_bytes()).await?;
+    stream.shutdown().await
+}
+
+/// The classic Prometheus text format (0.0.4) from OpenMetrics text, for scrapers and
+/// tools that do not ask for OpenMetrics (promtool, curl): a counter family `x` is
+/// described as `x_total` there, and there is no `# EOF` or `# UNIT`.
+pub fn to_text_format(openmetrics: &str) -> String {
+    let counters: HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        out.push_str(renamed.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
+}
+
+/// `--metrics` argument: `PORT` (on 127.0.0.1), `IP:PORT` or `[IPv6]:PORT`.
+pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    s.parse()
+        .map_err(|_| format!("`{s}` is not PORT, IP:PORT or [IPv6]:PORT"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::event::{Addr, Comm, bind::Bind};
+
+    fn failed_bind(comm: &str) -> Event {
+        Event {
+            ktime_ns: 0,
+            pid: 1,
+            tid: 1,
+            comm: Comm::from_raw(comm.as_bytes()),
+            body: Body::Bind(Bind {
+                errno: 98,
+                fd: 3,
+                addr: Addr::Inet((Ipv4Addr::LOCALHOST, 80).into()),
+                sock_type: 1,
+            }),
+        }
+    }
+
+    #[test]
+    fn counts_failures_by_class_syscall_and_comm() {
+        let m = Metrics::new(8, 4 << 20);
+        m.event(&failed_bind("daphne"));
+        m.event(&failed_bind("daphne"));
+        let text = m.encode();
+        assert!(
+            text.contains(
+                r#"netwatch_errors_total{class="EADDRINUSE",syscall="bind",comm="daphne"} 2"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains("netwatch_programs_attached 8"), "{text}");
+        assert!(text.contains("netwatch_events_total 2"), "{text}");
+        assert!(
+            text.ends_with("# EOF\n"),
+            "OpenMetrics ends with EOF: {text}"
+        );
+    }
+
+    #[test]
+    fn comm_cardinality_is_capped() {
+        let m = Metrics::new(1, 4096);
+        for i in 0..MAX_COMMS + 50 {
+            m.event(&failed_bind(&format!("p{i}")));
+        }
+        let text = m.encode();
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("netwatch_errors_total{"))
+            .count();
+        assert_eq!(series, MAX_COMMS + 1);
+        assert!(text.contains(r#"comm="other"} 50"#), "{text}");
+    }
+
+    #[test]
+    fn text_format_names_counters_with_their_total() {
+        let m = Metrics::new(1, 4096);
+        m.event(&failed_bind("x"));
+        let text = to_text_format(&m.encode());
+        assert!(
+            text.contains("# HELP netwatch_errors_total Failed socket syscalls"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE netwatch_errors_total counter"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE netwatch_programs_attached gauge"),
+            "{text}"
+        );
+        assert!(!text.contains("# EOF"), "{text}");
+    }
+
+    #[test]
+    fn parses_metrics_addresses() {
+        assert_eq!(
+            parse_addr("9464"),
+            Ok(SocketAddr::from(([127, 0, 0, 1], 9464)))
+        );
+        assert_eq!(parse_addr("0.0.0.0:9464").unwrap().port(), 9464);
+        assert_eq!(parse_addr("[::1]:9464").unwrap().to_string(), "[::1]:9464");
+        assert!(parse_addr("localhost:9464").is_err());
+        assert!(parse_addr("99999").is_err());
+    }
+}
