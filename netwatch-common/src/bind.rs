@@ -17,4 +17,4 @@ pub struct BindEvent {
     pub sock_type: u16,
     pub _pad: u16,
 }
-const _: () = assert!(core::mem::size_of::<BindEvent>() == 72);
+const _: () = assert!(core::mem::size_of::<BindEvent>() == 80);

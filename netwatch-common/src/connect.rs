@@ -19,7 +19,7 @@ pub struct ConnectEvent {
     pub origin: u32,
     pub _pad: u32,
 }
-const _: () = assert!(core::mem::size_of::<ConnectEvent>() == 144);
+const _: () = assert!(core::mem::size_of::<ConnectEvent>() == 152);
 
 /// The connect(2) call itself returned the result.
 pub const CONNECT_SYSCALL: u32 = 0;

@@ -58,6 +58,9 @@ impl EventKind {
 pub struct Header {
     /// `bpf_ktime_get_ns()`: CLOCK_MONOTONIC nanoseconds.
     pub ktime_ns: u64,
+    /// The task's cgroup v2 id (`bpf_get_current_cgroup_id`: the inode number of its
+    /// cgroup directory); 0 when unknown.
+    pub cgroup_id: u64,
     /// An [`EventKind`] as u32.
     pub kind: u32,
     /// Process id (thread group id).
@@ -68,7 +71,7 @@ pub struct Header {
     /// The task's comm, NUL-padded.
     pub comm: [u8; COMM_LEN],
 }
-const _: () = assert!(core::mem::size_of::<Header>() == 40);
+const _: () = assert!(core::mem::size_of::<Header>() == 48);
 
 /// Address families as the kernel numbers them (include/linux/socket.h).
 pub const AF_UNIX: u16 = 1;
@@ -213,8 +216,13 @@ pub struct Config {
     pub spawner_tgid: u32,
     /// Non-zero: successful connects are queued too (`-v`).
     pub verbose: u32,
+    /// `--cgroup`: only tasks in this cgroup v2 (id) or below it produce events.
+    pub cgroup_id: u64,
+    /// Depth of that cgroup below the root (for bpf_get_current_ancestor_cgroup_id).
+    pub cgroup_level: u32,
+    pub _pad: u32,
 }
-const _: () = assert!(core::mem::size_of::<Config>() == 12);
+const _: () = assert!(core::mem::size_of::<Config>() == 32);
 
 /// Offsets of the tracepoint record fields the programs read, from tracefs `format`
 /// files at start-up. [`ABSENT`] marks a field this kernel's record does not have.
@@ -365,11 +373,12 @@ impl ProcCounts {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Owner {
+    pub cgroup_id: u64,
     pub tgid: u32,
     pub tid: u32,
     pub comm: [u8; COMM_LEN],
 }
-const _: () = assert!(core::mem::size_of::<Owner>() == 24);
+const _: () = assert!(core::mem::size_of::<Owner>() == 32);
 
 /// Name of the [`Config`] global in the eBPF object.
 pub const CONFIG_GLOBAL: &str = "CONFIG";

@@ -12,4 +12,4 @@ pub struct ListenEvent {
     /// A [`crate::Syscall`]: listen.
     pub syscall: u32,
 }
-const _: () = assert!(core::mem::size_of::<ListenEvent>() == 112);
+const _: () = assert!(core::mem::size_of::<ListenEvent>() == 120);

@@ -13,7 +13,7 @@ pub struct ExitEvent {
     pub exit_code: i32,
     pub _pad: u32,
 }
-const _: () = assert!(core::mem::size_of::<ExitEvent>() == 48);
+const _: () = assert!(core::mem::size_of::<ExitEvent>() == 56);
 
 pub const EXIT_CODE_UNKNOWN: i32 = i32::MIN;
 
@@ -25,7 +25,7 @@ pub struct ForkEvent {
     pub child_tgid: u32,
     pub child_tid: u32,
 }
-const _: () = assert!(core::mem::size_of::<ForkEvent>() == 48);
+const _: () = assert!(core::mem::size_of::<ForkEvent>() == 56);
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,4 +36,4 @@ pub struct ExecEvent {
     pub old_tid: u32,
     pub _pad: u32,
 }
-const _: () = assert!(core::mem::size_of::<ExecEvent>() == 48);
+const _: () = assert!(core::mem::size_of::<ExecEvent>() == 56);

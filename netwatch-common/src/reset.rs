@@ -23,7 +23,7 @@ pub struct ResetEvent {
     /// Non-zero when the header names the socket's owner.
     pub owner_known: u32,
 }
-const _: () = assert!(core::mem::size_of::<ResetEvent>() == 104);
+const _: () = assert!(core::mem::size_of::<ResetEvent>() == 112);
 
 pub const RESET_RECEIVED: u32 = 0;
 pub const RESET_SENT: u32 = 1;

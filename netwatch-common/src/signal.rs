@@ -21,7 +21,7 @@ pub struct SignalEvent {
     pub _pad: u32,
     pub target_comm: [u8; COMM_LEN],
 }
-const _: () = assert!(core::mem::size_of::<SignalEvent>() == 88);
+const _: () = assert!(core::mem::size_of::<SignalEvent>() == 96);
 
 pub const HANDLER_UNKNOWN: u64 = u64::MAX;
 

@@ -16,4 +16,4 @@ pub struct SockIoEvent {
     pub syscall: u32,
     pub _pad: u32,
 }
-const _: () = assert!(core::mem::size_of::<SockIoEvent>() == 120);
+const _: () = assert!(core::mem::size_of::<SockIoEvent>() == 128);

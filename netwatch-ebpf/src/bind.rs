@@ -15,7 +15,7 @@ use crate::{
 #[inline(always)]
 pub fn exit(ret: i64, args: &SyscallArgs) -> Option<()> {
     let pid_tgid = bpf_get_current_pid_tgid();
-    if !maps::watched((pid_tgid >> 32) as u32) {
+    if !maps::selected((pid_tgid >> 32) as u32) {
         return None;
     }
     // bind(int fd, const struct sockaddr *addr, socklen_t addrlen)

@@ -33,7 +33,7 @@ const EHOSTUNREACH: i32 = 113;
 #[inline(always)]
 pub fn exit(ret: i64, args: &SyscallArgs) -> Option<()> {
     let pid_tgid = bpf_get_current_pid_tgid();
-    if !maps::watched((pid_tgid >> 32) as u32) {
+    if !maps::selected((pid_tgid >> 32) as u32) {
         return None;
     }
     // connect(int fd, const struct sockaddr *addr, socklen_t addrlen)
@@ -113,14 +113,15 @@ fn try_inet_sk_error_report(ctx: &RawTracePointContext) -> Option<()> {
     }
     let _ = CONNECTING.remove(&sk);
     let owner = owner(sk);
-    let (tgid, tid, comm) = owner.map_or((0, 0, [0; 16]), |o| (o.tgid, o.tid, o.comm));
-    if CONFIG.load().filter_pids != 0 && (tgid == 0 || !maps::watched(tgid)) {
+    let (tgid, tid, comm, cgroup) =
+        owner.map_or((0, 0, [0; 16], 0), |o| (o.tgid, o.tid, o.comm, o.cgroup_id));
+    if maps::filtering() && (tgid == 0 || !maps::watched(tgid)) {
         return None;
     }
     maps::count(tgid, err, FAMILY_CONNECT);
     let mut slot = emit::reserve::<ConnectEvent>(EventKind::Connect)?;
     let ev = slot.zeroed();
-    ev.header = emit::header_for(EventKind::Connect, tgid, tid, comm);
+    ev.header = emit::header_for(EventKind::Connect, tgid, tid, comm, cgroup);
     ev.errno = err;
     ev.fd = -1;
     ev.origin = CONNECT_ERROR_REPORT;

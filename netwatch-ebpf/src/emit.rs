@@ -2,7 +2,10 @@
 
 use aya_ebpf::{
     bindings::{BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, BPF_RB_PROD_POS},
-    helpers::{bpf_get_current_comm, generated::bpf_ktime_get_ns},
+    helpers::{
+        bpf_get_current_comm,
+        generated::{bpf_get_current_cgroup_id, bpf_ktime_get_ns},
+    },
     maps::ring_buf::RingBufEntry,
 };
 use netwatch_common::{EventKind, Header};
@@ -25,8 +28,9 @@ pub struct Slot<T: 'static> {
 #[inline(always)]
 pub fn header(kind: EventKind, pid_tgid: u64) -> Header {
     Header {
-        // SAFETY: helper without preconditions.
+        // SAFETY: helpers without preconditions.
         ktime_ns: unsafe { bpf_ktime_get_ns() },
+        cgroup_id: unsafe { bpf_get_current_cgroup_id() },
         kind: kind as u32,
         tgid: (pid_tgid >> 32) as u32,
         tid: pid_tgid as u32,
@@ -38,10 +42,11 @@ pub fn header(kind: EventKind, pid_tgid: u64) -> Header {
 /// A header for an event about another task than the current one (a socket's
 /// owner, a signal's target).
 #[inline(always)]
-pub fn header_for(kind: EventKind, tgid: u32, tid: u32, comm: [u8; 16]) -> Header {
+pub fn header_for(kind: EventKind, tgid: u32, tid: u32, comm: [u8; 16], cgroup_id: u64) -> Header {
     Header {
         // SAFETY: helper without preconditions.
         ktime_ns: unsafe { bpf_ktime_get_ns() },
+        cgroup_id,
         kind: kind as u32,
         tgid,
         tid,

@@ -17,7 +17,7 @@ pub fn exit(ret: i64, args: &SyscallArgs) -> Option<()> {
         return None;
     }
     let pid_tgid = bpf_get_current_pid_tgid();
-    if !maps::watched((pid_tgid >> 32) as u32) {
+    if !maps::selected((pid_tgid >> 32) as u32) {
         return None;
     }
     // listen(int fd, int backlog)
@@ -45,7 +45,7 @@ pub fn accepted(ret: i64) -> Option<()> {
         return None;
     }
     let pid_tgid = bpf_get_current_pid_tgid();
-    if !maps::watched((pid_tgid >> 32) as u32) {
+    if !maps::selected((pid_tgid >> 32) as u32) {
         return None;
     }
     if let kernel::Fd::Socket(sk) = kernel::fd_lookup(ret as i32) {

@@ -2,6 +2,7 @@
 
 use aya_ebpf::{
     Global,
+    helpers::generated::{bpf_get_current_ancestor_cgroup_id, bpf_get_current_cgroup_id},
     macros::map,
     maps::{HashMap, LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
 };
@@ -17,6 +18,9 @@ pub static CONFIG: Global<Config> = Global::new(Config {
     filter_pids: 0,
     spawner_tgid: 0,
     verbose: 0,
+    cgroup_id: 0,
+    cgroup_level: 0,
+    _pad: 0,
 });
 
 /// Tracepoint record offsets, from tracefs at start-up.
@@ -123,7 +127,32 @@ pub fn count(tgid: u32, errno: i32, family: usize) {
     }
 }
 
-/// Whether `tgid` passes the pid filter. First check in every handler.
+/// Whether the current task passes every filter (pids and cgroup). First check in
+/// every handler that runs in the process's own context.
+#[inline(always)]
+pub fn selected(tgid: u32) -> bool {
+    watched(tgid) && in_cgroup()
+}
+
+/// Whether a filter is set (events of unknown processes must then be dropped).
+#[inline(always)]
+pub fn filtering() -> bool {
+    let c = CONFIG.load();
+    c.filter_pids != 0 || c.cgroup_id != 0
+}
+
+/// `--cgroup`: whether the current task is in that cgroup or below it.
+#[inline(always)]
+pub fn in_cgroup() -> bool {
+    let c = CONFIG.load();
+    if c.cgroup_id == 0 {
+        return true;
+    }
+    // SAFETY: helper without preconditions.
+    unsafe { bpf_get_current_ancestor_cgroup_id(c.cgroup_level as i32) == c.cgroup_id }
+}
+
+/// Whether `tgid` passes the pid filter.
 #[inline(always)]
 pub fn watched(tgid: u32) -> bool {
     if CONFIG.load().filter_pids == 0 {
@@ -148,7 +177,10 @@ pub fn set_owner(sk: u64, pid_tgid: u64, comm: [u8; COMM_LEN]) {
     if sk == 0 {
         return;
     }
+    // SAFETY: helper without preconditions.
+    let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
     let owner = Owner {
+        cgroup_id,
         tgid: (pid_tgid >> 32) as u32,
         tid: pid_tgid as u32,
         comm,

@@ -41,7 +41,7 @@ fn try_exit(ctx: &TracePointContext) -> Option<()> {
         Some(dead) => dead != 0,
         None => tgid == pid_tgid as u32,
     };
-    if !group_dead || !maps::watched(tgid) {
+    if !group_dead || !maps::selected(tgid) {
         return None;
     }
     let exit_code = match kernel::offsets() {
@@ -91,6 +91,9 @@ fn try_fork(ctx: &RawTracePointContext) -> Option<()> {
         }
         let _ = WATCHED.insert(&child_tgid, &1, 0);
     }
+    if !maps::in_cgroup() {
+        return None;
+    }
     let mut slot = emit::reserve::<ForkEvent>(EventKind::Fork)?;
     slot.write(ForkEvent {
         header: emit::header(EventKind::Fork, pid_tgid),
@@ -110,7 +113,7 @@ pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
 #[inline(always)]
 fn try_exec(ctx: &TracePointContext) -> Option<()> {
     let pid_tgid = bpf_get_current_pid_tgid();
-    if !maps::watched((pid_tgid >> 32) as u32) {
+    if !maps::selected((pid_tgid >> 32) as u32) {
         return None;
     }
     let old_tid = field::<i32>(ctx, TP_LAYOUT.load().ex_old_pid).unwrap_or(0) as u32;

@@ -12,7 +12,7 @@ use netwatch_common::{
 
 use crate::{
     emit, kernel,
-    maps::{self, CONFIG, TP_LAYOUT, owner},
+    maps::{self, TP_LAYOUT, owner},
 };
 
 #[tracepoint(category = "tcp", name = "tcp_receive_reset")]
@@ -59,13 +59,14 @@ fn try_reset(ctx: &TracePointContext, direction: u32) -> Option<()> {
     };
     let sk: u64 = field(ctx, skoff).unwrap_or(0);
     let owner = owner(sk);
-    let (tgid, tid, comm) = owner.map_or((0, 0, [0; 16]), |o| (o.tgid, o.tid, o.comm));
-    if CONFIG.load().filter_pids != 0 && (tgid == 0 || !maps::watched(tgid)) {
+    let (tgid, tid, comm, cgroup) =
+        owner.map_or((0, 0, [0; 16], 0), |o| (o.tgid, o.tid, o.comm, o.cgroup_id));
+    if maps::filtering() && (tgid == 0 || !maps::watched(tgid)) {
         return None;
     }
     let mut slot = emit::reserve::<ResetEvent>(EventKind::Reset)?;
     let ev = slot.zeroed();
-    ev.header = emit::header_for(EventKind::Reset, tgid, tid, comm);
+    ev.header = emit::header_for(EventKind::Reset, tgid, tid, comm, cgroup);
     ev.sk = sk;
     ev.direction = direction;
     ev.owner_known = u32::from(owner.is_some());

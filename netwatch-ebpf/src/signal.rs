@@ -48,9 +48,14 @@ fn try_signal_generate(ctx: &TracePointContext) -> Option<()> {
     } else {
         target as u32
     };
-    if !maps::watched(tgid) {
+    // Another process's cgroup is not known here: with --cgroup, only signals a task
+    // raises on itself (every kernel-raised SIGPIPE) can be placed.
+    let placed = if to_self { maps::in_cgroup() } else { maps::CONFIG.load().cgroup_id == 0 };
+    if !maps::watched(tgid) || !placed {
         return None;
     }
+    // SAFETY: helper without preconditions.
+    let cgroup = if to_self { unsafe { aya_ebpf::helpers::generated::bpf_get_current_cgroup_id() } } else { 0 };
     let handler = if to_self {
         kernel::current_sig_handler(sig).unwrap_or(HANDLER_UNKNOWN)
     } else {
@@ -59,7 +64,7 @@ fn try_signal_generate(ctx: &TracePointContext) -> Option<()> {
     let target_comm: [u8; 16] = field(ctx, l.sg_comm).unwrap_or([0; 16]);
     let mut slot = emit::reserve::<SignalEvent>(EventKind::Signal)?;
     let ev = slot.zeroed();
-    ev.header = emit::header_for(EventKind::Signal, tgid, target as u32, target_comm);
+    ev.header = emit::header_for(EventKind::Signal, tgid, target as u32, target_comm, cgroup);
     ev.handler = handler;
     ev.target_tid = target;
     ev.sig = sig;

@@ -44,7 +44,7 @@ pub fn exit(ret: i64, args: &SyscallArgs, syscall: Syscall) -> Option<()> {
         return None;
     }
     let pid_tgid = bpf_get_current_pid_tgid();
-    if !maps::watched((pid_tgid >> 32) as u32) {
+    if !maps::selected((pid_tgid >> 32) as u32) {
         return None;
     }
     // splice(fd_in, off_in, fd_out, off_out, len, flags): the socket being written

@@ -15,6 +15,7 @@ EXAMPLES:
     sudo netwatch --check -- ./server   # CI guard: fail if the server exits 0 after a failed bind
     sudo netwatch --summary-only -- ./run-tests.sh
     sudo netwatch --metrics 9464 --quiet   # a daemon for Prometheus: 127.0.0.1:9464/metrics
+    sudo netwatch --cgroup /system.slice/nginx.service   # one service (or container)
 
 EXIT STATUS:
     0    stopped by Ctrl-C (SIGINT) or SIGTERM, or stdout closed
@@ -58,6 +59,12 @@ pub struct Args {
     /// errors still go to stderr.
     #[arg(short = 'q', long, conflicts_with = "summary_only")]
     pub quiet: bool,
+
+    /// Only processes in this cgroup (v2) or below it; filtered in the kernel. PATH is
+    /// relative to the cgroup hierarchy (e.g. /system.slice/nginx.service) or absolute
+    /// under its mount.
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<String>,
 
     /// Serve Prometheus/OpenMetrics metrics on http://ADDR/metrics. ADDR is PORT (on
     /// 127.0.0.1), IP:PORT or [IPv6]:PORT: listening beyond loopback is explicit.

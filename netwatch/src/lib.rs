@@ -4,6 +4,7 @@
 //! pieces are unit-tested without root.
 
 pub mod caps;
+pub mod cgroup;
 pub mod cli;
 pub mod clock;
 pub mod counts;

@@ -136,6 +136,8 @@ pub struct Options {
     pub spawner: Option<u32>,
     /// Queue successful connects too.
     pub verbose: bool,
+    /// `--cgroup`: only tasks in this cgroup (id, depth) or below.
+    pub cgroup: Option<(u64, u32)>,
     /// Ring buffer size in bytes: a power of two, at least one page.
     pub ring_buffer_size: u32,
 }
@@ -257,6 +259,9 @@ pub fn load(opts: &Options) -> Result<Tracer, LoadError> {
         filter_pids: u32::from(filtering),
         spawner_tgid: opts.spawner.unwrap_or(0),
         verbose: u32::from(opts.verbose),
+        cgroup_id: opts.cgroup.map_or(0, |(id, _)| id),
+        cgroup_level: opts.cgroup.map_or(0, |(_, level)| level),
+        _pad: 0,
     };
     let mut ebpf = EbpfLoader::new()
         .override_global(CONFIG_GLOBAL, &config, true)

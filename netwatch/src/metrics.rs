@@ -350,6 +350,7 @@ mod tests {
     fn failed_bind(comm: &str) -> Event {
         Event {
             ktime_ns: 0,
+            cgroup_id: 0,
             pid: 1,
             tid: 1,
             comm: Comm::from_raw(comm.as_bytes()),

@@ -49,6 +49,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
 
+    let cgroup = args
+        .cgroup
+        .as_deref()
+        .map(crate::cgroup::resolve_filter)
+        .transpose()?;
     // Before anything is loaded: a metrics port in use stops netwatch with the reason.
     let metrics_listener = args.metrics.map(metrics::bind).transpose()?;
     let spawner = (!args.command.is_empty()).then(std::process::id);
@@ -56,6 +61,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         pids: args.pids.clone(),
         spawner,
         verbose: args.verbose,
+        cgroup,
         ring_buffer_size: args.ring_buffer_size,
     })?;
     for why in &tracer.disabled {

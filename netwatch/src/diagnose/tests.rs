@@ -26,6 +26,7 @@ fn addr(port: u16) -> Addr {
 fn ev(t_ms: u64, pid: u32, comm: &str, body: Body) -> Event {
     Event {
         ktime_ns: t_ms * MS,
+        cgroup_id: 0,
         pid,
         tid: pid,
         comm: Comm::from_raw(comm.as_bytes()),

@@ -112,11 +112,11 @@ mod tests {
     fn short_bind_record_is_an_error() {
         let bytes = record(SockAddr::default(), 98);
         assert!(matches!(
-            decode(&bytes[..60]),
+            decode(&bytes[..68]),
             Err(DecodeError::Short {
                 kind: EventKind::Bind,
-                len: 60,
-                need: 72
+                len: 68,
+                need: 80
             })
         ));
     }

@@ -119,6 +119,7 @@ mod tests {
             ev,
             Event {
                 ktime_ns: 123_456_789,
+                cgroup_id: 77,
                 pid: 4242,
                 tid: 4243,
                 comm: Comm::from_raw(b"curl"),
@@ -263,13 +264,13 @@ mod tests {
     #[test]
     fn short_connect_record_is_an_error() {
         let bytes = record(SockInfo::default(), SockAddr::default(), 111, 3, 0);
-        assert_eq!(bytes.len(), 144);
+        assert_eq!(bytes.len(), 152);
         assert_eq!(
-            decode(&bytes[..143]),
+            decode(&bytes[..151]),
             Err(DecodeError::Short {
                 kind: EventKind::Connect,
-                len: 143,
-                need: 144
+                len: 151,
+                need: 152
             })
         );
     }

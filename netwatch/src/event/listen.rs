@@ -63,6 +63,7 @@ mod tests {
             ev,
             Event {
                 ktime_ns: 123_456_789,
+                cgroup_id: 77,
                 pid: 4242,
                 tid: 4243,
                 comm: Comm::from_raw(b"python3"),
@@ -102,13 +103,13 @@ mod tests {
     #[test]
     fn short_listen_record_is_an_error() {
         let bytes = record(3, SockInfo::default());
-        assert_eq!(bytes.len(), 112);
+        assert_eq!(bytes.len(), 120);
         assert_eq!(
-            decode(&bytes[..111]),
+            decode(&bytes[..119]),
             Err(DecodeError::Short {
                 kind: EventKind::Listen,
-                len: 111,
-                need: 112
+                len: 119,
+                need: 120
             })
         );
     }

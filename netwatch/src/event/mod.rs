@@ -46,6 +46,8 @@ pub enum DecodeError {
 pub struct Event {
     /// CLOCK_MONOTONIC nanoseconds, as the kernel stamped it.
     pub ktime_ns: u64,
+    /// The task's cgroup v2 id (0: unknown).
+    pub cgroup_id: u64,
     pub pid: u32,
     pub tid: u32,
     pub comm: Comm,
@@ -145,6 +147,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
     };
     Ok(Event {
         ktime_ns: header.ktime_ns,
+        cgroup_id: header.cgroup_id,
         pid: header.tgid,
         tid: header.tid,
         comm: Comm::from_raw(&header.comm),
@@ -210,6 +213,7 @@ pub(crate) mod tests {
         c[..comm.len()].copy_from_slice(comm);
         Header {
             ktime_ns: 123_456_789,
+            cgroup_id: 77,
             kind: kind as u32,
             tgid: 4242,
             tid: 4243,
@@ -248,7 +252,7 @@ pub(crate) mod tests {
     fn rejects_short_and_unknown_records() {
         assert_eq!(
             decode(&[0; 10]),
-            Err(DecodeError::ShortHeader { len: 10, need: 40 })
+            Err(DecodeError::ShortHeader { len: 10, need: 48 })
         );
         let mut h = header(EventKind::Bind, b"x");
         h.kind = 999;
@@ -261,8 +265,8 @@ pub(crate) mod tests {
             decode(&bytes_of(&h)),
             Err(DecodeError::Short {
                 kind: EventKind::Bind,
-                len: 40,
-                need: 72
+                len: 48,
+                need: 80
             })
         );
     }

@@ -182,6 +182,7 @@ mod decode_tests {
             ev,
             Event {
                 ktime_ns: 123_456_789,
+                cgroup_id: 77,
                 pid: 4242,
                 tid: 4243,
                 comm: Comm::from_raw(b"server"),
@@ -238,6 +239,7 @@ mod decode_tests {
             ev,
             Event {
                 ktime_ns: 123_456_789,
+                cgroup_id: 77,
                 pid: 4242,
                 tid: 4243,
                 comm: Comm::from_raw(b"bash"),
@@ -260,6 +262,7 @@ mod decode_tests {
             ev,
             Event {
                 ktime_ns: 123_456_789,
+                cgroup_id: 77,
                 pid: 4242,
                 tid: 4243,
                 comm: Comm::from_raw(b"python3"),
@@ -292,13 +295,13 @@ mod decode_tests {
             (EventKind::Fork, fork),
             (EventKind::Exec, exec),
         ] {
-            assert_eq!(bytes.len(), 48);
+            assert_eq!(bytes.len(), 56);
             assert_eq!(
-                decode(&bytes[..44]),
+                decode(&bytes[..52]),
                 Err(DecodeError::Short {
                     kind,
-                    len: 44,
-                    need: 48
+                    len: 52,
+                    need: 56
                 }),
                 "{kind:?}"
             );

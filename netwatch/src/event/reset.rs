@@ -130,6 +130,7 @@ mod tests {
             ev,
             Event {
                 ktime_ns: 123_456_789,
+                cgroup_id: 77,
                 pid: 4242,
                 tid: 4243,
                 comm: Comm::from_raw(b"curl"),
@@ -218,13 +219,13 @@ mod tests {
             1,
             ABSENT,
         );
-        assert_eq!(bytes.len(), 104);
+        assert_eq!(bytes.len(), 112);
         assert_eq!(
-            decode(&bytes[..96]),
+            decode(&bytes[..104]),
             Err(DecodeError::Short {
                 kind: EventKind::Reset,
-                len: 96,
-                need: 104
+                len: 104,
+                need: 112
             })
         );
     }

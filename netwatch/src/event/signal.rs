@@ -178,6 +178,7 @@ mod decode_tests {
             ev,
             Event {
                 ktime_ns: 123_456_789,
+                cgroup_id: 77,
                 pid: 4242,
                 tid: 4243,
                 comm: Comm::from_raw(b"writer"),
@@ -239,13 +240,13 @@ mod decode_tests {
     #[test]
     fn short_signal_record_is_an_error() {
         let bytes = record(0, SIG_DFL, b"w");
-        assert_eq!(bytes.len(), 88);
+        assert_eq!(bytes.len(), 96);
         assert_eq!(
-            decode(&bytes[..72]),
+            decode(&bytes[..80]),
             Err(DecodeError::Short {
                 kind: EventKind::Signal,
-                len: 72,
-                need: 88
+                len: 80,
+                need: 96
             })
         );
     }

@@ -91,6 +91,7 @@ mod tests {
             ev,
             Event {
                 ktime_ns: 123_456_789,
+                cgroup_id: 77,
                 pid: 4242,
                 tid: 4243,
                 comm: Comm::from_raw(b"nginx"),
@@ -210,13 +211,13 @@ mod tests {
     #[test]
     fn short_sockio_record_is_an_error() {
         let bytes = record(Syscall::Write as u32, 32, 1, tcp4_closed());
-        assert_eq!(bytes.len(), 120);
+        assert_eq!(bytes.len(), 128);
         assert_eq!(
-            decode(&bytes[..100]),
+            decode(&bytes[..108]),
             Err(DecodeError::Short {
                 kind: EventKind::SockIo,
-                len: 100,
-                need: 120
+                len: 108,
+                need: 128
             })
         );
     }

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::{RunStats, errno_label, kind_name};
 use crate::{
+    cgroup::Place,
     clock::{self, Clock},
     diagnose::{Diagnosis, Process, What},
     event::process::ExitStatus,
@@ -26,6 +27,8 @@ struct Record<'a> {
     pid: Option<u32>,
     tid: Option<u32>,
     comm: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cgroup: Option<JsonCgroup>,
     #[serde(flatten)]
     body: JsonBody<'a>,
 }
@@ -216,8 +219,19 @@ fn body(ev: &Event) -> JsonBody<'_> {
     }
 }
 
-pub fn event(out: &mut impl Write, clock: &Clock, ev: &Event) -> io::Result<()> {
+pub fn event(
+    out: &mut impl Write,
+    clock: &Clock,
+    ev: &Event,
+    place: Option<&Place>,
+) -> io::Result<()> {
     let unknown = ev.pid == 0 && !matches!(ev.body, Body::Exit(_));
+    let cgroup = (ev.cgroup_id != 0).then(|| JsonCgroup {
+        id: ev.cgroup_id,
+        path: place.map(|p| p.path.clone()),
+        container: place.and_then(|p| p.container.clone()),
+        unit: place.and_then(|p| p.unit.clone()),
+    });
     line(
         out,
         &Record {
@@ -227,9 +241,23 @@ pub fn event(out: &mut impl Write, clock: &Clock, ev: &Event) -> io::Result<()> 
             pid: (!unknown).then_some(ev.pid),
             tid: (!unknown).then_some(ev.tid),
             comm: (!unknown).then(|| ev.comm.to_string()),
+            cgroup,
             body: body(ev),
         },
     )
+}
+
+/// Where the process runs: its cgroup v2 id, path, and the container or systemd unit
+/// the path names.
+#[derive(Serialize)]
+struct JsonCgroup {
+    id: u64,
+    /// null when the id could not be found in the hierarchy (the cgroup is gone).
+    path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    container: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unit: Option<String>,
 }
 
 pub fn diagnosis(out: &mut impl Write, clock: &Clock, d: &Diagnosis) -> io::Result<()> {
@@ -438,6 +466,7 @@ mod tests {
     fn ev(body: Body) -> Event {
         Event {
             ktime_ns: 1_500_000_000,
+            cgroup_id: 0,
             pid: 10,
             tid: 11,
             comm: Comm::from_raw(b"a\"b\n\xff"),

@@ -11,6 +11,7 @@ use std::io::{self, Write};
 use netwatch_common::EventKind;
 
 use crate::{
+    cgroup::{Cgroups, Place},
     clock::Clock,
     diagnose::{Class, Diagnosis, Process},
     event::Event,
@@ -36,6 +37,8 @@ pub struct RunStats {
 }
 
 pub struct Printer<W: Write> {
+    /// Resolves the cgroup ids events carry.
+    cgroups: Cgroups,
     out: W,
     format: Format,
     clock: Clock,
@@ -43,7 +46,12 @@ pub struct Printer<W: Write> {
 
 impl<W: Write> Printer<W> {
     pub fn new(out: W, format: Format, clock: Clock) -> Self {
-        Self { out, format, clock }
+        Self {
+            out,
+            format,
+            clock,
+            cgroups: Cgroups::new(),
+        }
     }
 
     pub fn header(&mut self) -> io::Result<()> {
@@ -54,9 +62,10 @@ impl<W: Write> Printer<W> {
     }
 
     pub fn event(&mut self, ev: &Event) -> io::Result<()> {
+        let place = self.cgroups.place(ev.cgroup_id);
         match self.format {
-            Format::Text => text::event(&mut self.out, &self.clock, ev),
-            Format::Json => json::event(&mut self.out, &self.clock, ev),
+            Format::Text => text::event(&mut self.out, &self.clock, ev, place.as_ref()),
+            Format::Json => json::event(&mut self.out, &self.clock, ev, place.as_ref()),
         }
     }
 
@@ -123,4 +132,17 @@ pub fn kind_name(kind: EventKind) -> &'static str {
         EventKind::Fork => "fork",
         EventKind::Exec => "exec",
     }
+}
+
+/// The short tag text output appends for where a process runs: its container, its
+/// systemd unit, or its cgroup when that is not the root.
+pub fn place_tag(place: Option<&Place>) -> Option<String> {
+    let p = place?;
+    if let Some(id) = &p.container {
+        return Some(format!("[container {}]", &id[..12.min(id.len())]));
+    }
+    if let Some(unit) = &p.unit {
+        return Some(format!("[unit {unit}]"));
+    }
+    (p.path != "/").then(|| format!("[cgroup {}]", p.path))
 }

@@ -3,8 +3,9 @@
 
 use std::io::{self, Write};
 
-use super::{RunStats, class_total, errno_label};
+use super::{RunStats, class_total, errno_label, place_tag};
 use crate::{
+    cgroup::Place,
     clock::{self, Clock},
     diagnose::{Class, Diagnosis, Process},
     event::{
@@ -23,9 +24,18 @@ pub fn header(out: &mut impl Write) -> io::Result<()> {
     )
 }
 
-pub fn event(out: &mut impl Write, clock: &Clock, ev: &Event) -> io::Result<()> {
+pub fn event(
+    out: &mut impl Write,
+    clock: &Clock,
+    ev: &Event,
+    place: Option<&Place>,
+) -> io::Result<()> {
     let time = clock::hms(clock.wall_ns(ev.ktime_ns));
-    let (what, errno, detail) = describe(ev);
+    let (what, errno, mut detail) = describe(ev);
+    if let Some(tag) = place_tag(place) {
+        detail.push(' ');
+        detail.push_str(&tag);
+    }
     // Resets and asynchronous errors with no known owner: no pid rather than a wrong one.
     let (pid, tid, comm) = if ev.pid == 0 && !matches!(ev.body, Body::Exit(_)) {
         ("-".to_owned(), "-".to_owned(), "?".to_owned())
@@ -200,6 +210,7 @@ mod tests {
         p.header().unwrap();
         p.event(&Event {
             ktime_ns: 3_723_000_000_000, // 01:02:03 after the epoch
+            cgroup_id: 0,
             pid: 1234,
             tid: 1235,
             comm: Comm::from_raw(b"python3\x1b[2J"),
