@@ -76,6 +76,14 @@ pub struct Args {
     #[arg(long, requires = "command")]
     pub check: bool,
 
+    /// Print the man page (roff) and exit. For packagers: `cargo xtask install` uses it.
+    #[arg(long, hide = true, exclusive = true)]
+    pub man: bool,
+
+    /// Print a completion script for SHELL and exit (bash, zsh, fish, elvish, powershell).
+    #[arg(long, hide = true, exclusive = true, value_name = "SHELL")]
+    pub completions: Option<clap_complete::Shell>,
+
     /// Run CMD and trace it and every process it starts, from its first instruction.
     /// netwatch then exits with CMD's status.
     #[arg(last = true, value_name = "CMD")]
@@ -162,5 +170,50 @@ mod tests {
         let a = Args::try_parse_from(["netwatch", "-j", "--", "sh", "-c", "exit 3"]).unwrap();
         assert_eq!(a.command, ["sh", "-c", "exit 3"]);
         assert!(Args::try_parse_from(["netwatch", "-x", "-v"]).is_err());
+    }
+}
+
+/// `--man` and `--completions`: write the document to `out`.
+pub fn print_docs(args: &Args, out: &mut impl std::io::Write) -> std::io::Result<bool> {
+    use clap::CommandFactory as _;
+    let mut cmd = Args::command();
+    if args.man {
+        clap_mangen::Man::new(cmd).section("8").render(out)?;
+        return Ok(true);
+    }
+    if let Some(shell) = args.completions {
+        clap_complete::generate(shell, &mut cmd, "netwatch", out);
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+#[cfg(test)]
+mod doc_tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[test]
+    fn man_page_and_completions_come_from_the_cli_definition() {
+        let mut man = Vec::new();
+        let args = Args::try_parse_from(["netwatch", "--man"]).unwrap();
+        assert!(print_docs(&args, &mut man).unwrap());
+        let man = String::from_utf8(man).unwrap();
+        assert!(man.starts_with(".ie \\n(.g .ds Aq"), "roff: {}", &man[..40]);
+        assert!(man.contains(".TH netwatch 8"), "{man}");
+        assert!(man.contains("\\-\\-check"), "every flag is documented");
+        let mut bash = Vec::new();
+        let args = Args::try_parse_from(["netwatch", "--completions", "bash"]).unwrap();
+        assert!(print_docs(&args, &mut bash).unwrap());
+        let bash = String::from_utf8(bash).unwrap();
+        assert!(
+            bash.contains("--ring-buffer-size") && bash.contains("complete -F"),
+            "{bash}"
+        );
+        assert!(
+            Args::try_parse_from(["netwatch", "--man", "-j"]).is_err(),
+            "--man stands alone"
+        );
     }
 }

@@ -28,6 +28,14 @@ use clap::Parser as _;
 /// Parse the command line, run, and turn any error into `netwatch: <chain>` and exit 1.
 pub fn main() -> ExitCode {
     let args = cli::Args::parse();
+    match cli::print_docs(&args, &mut std::io::stdout().lock()) {
+        Ok(true) => return ExitCode::SUCCESS,
+        Ok(false) => {}
+        Err(e) => {
+            eprintln!("netwatch: writing the document: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     // `netwatch --` alone: clap accepts it as "no command"; it is a mistake.
     if args.command.is_empty() && std::env::args_os().last().is_some_and(|a| a == "--") {
         use clap::CommandFactory as _;
