@@ -190,8 +190,6 @@ pub fn print_docs(args: &Args, out: &mut impl std::io::Write) -> std::io::Result
 
 #[cfg(test)]
 mod doc_tests {
-    use clap::Parser as _;
-
     use super::*;
 
     #[test]

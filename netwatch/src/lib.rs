@@ -31,6 +31,8 @@ pub fn main() -> ExitCode {
     match cli::print_docs(&args, &mut std::io::stdout().lock()) {
         Ok(true) => return ExitCode::SUCCESS,
         Ok(false) => {}
+        // `netwatch --man | head`: the reader left; nothing is wrong.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("netwatch: writing the document: {e}");
             return ExitCode::FAILURE;
