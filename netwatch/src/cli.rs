@@ -66,6 +66,11 @@ pub struct Args {
     #[arg(long, value_name = "PATH")]
     pub cgroup: Option<String>,
 
+    /// Write the stream and the summary to FILE (appended) instead of stdout. SIGHUP
+    /// reopens it, for log rotation.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+
     /// Serve Prometheus/OpenMetrics metrics on http://ADDR/metrics. ADDR is PORT (on
     /// 127.0.0.1), IP:PORT or [IPv6]:PORT: listening beyond loopback is explicit.
     #[arg(long, value_name = "ADDR", value_parser = crate::metrics::parse_addr)]

@@ -28,7 +28,7 @@ use crate::{
     inspect::Inspector,
     loader::{self, Options},
     metrics::{self, Metrics},
-    output::{self, Format, Printer, RunStats},
+    output::{self, Format, Printer, RunStats, sink::Sink},
     ringbuf::{Lost, Reader},
 };
 
@@ -48,6 +48,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut sighup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
 
     let cgroup = args
         .cgroup
@@ -91,8 +92,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         Format::Text
     };
+    let sink = Sink::new(args.output.clone()).with_context(|| {
+        format!(
+            "-o {}",
+            args.output.as_deref().unwrap_or(Path::new("-")).display()
+        )
+    })?;
     let mut out = Printer::new(
-        BufWriter::with_capacity(64 * 1024, io::stdout()),
+        BufWriter::with_capacity(64 * 1024, sink),
         format,
         Clock::new(),
     );
@@ -140,7 +147,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         ring_size: args.ring_buffer_size,
         lost_seen: Vec::new(),
     };
-    let result = streams.run(&mut sigint, &mut sigterm, child).await;
+    let result = streams
+        .run(&mut sigint, &mut sigterm, &mut sighup, child)
+        .await;
     let watched_entries = tracer.watched_entries();
     drop(tracer); // detach before the summary is printed
     let result = result.and_then(|code| {
@@ -293,11 +302,12 @@ fn context(inspector: &mut Inspector, ev: &Event) -> Context {
     ctx
 }
 
-impl<W: io::Write> Streams<'_, W> {
+impl Streams<'_, BufWriter<Sink>> {
     async fn run(
         &mut self,
         sigint: &mut Signal,
         sigterm: &mut Signal,
+        sighup: &mut Signal,
         mut child: Option<Child>,
     ) -> anyhow::Result<ExitCode> {
         if !self.view.quiet {
@@ -322,6 +332,12 @@ impl<W: io::Write> Streams<'_, W> {
                         }
                         None => true,
                     }
+                }
+                _ = sighup.recv() => {
+                    // Log rotation: everything so far goes to the old file.
+                    self.out.flush()?;
+                    self.out.writer_mut().get_mut().reopen().context("SIGHUP: reopening the output file")?;
+                    false
                 }
                 _ = sigterm.recv() => {
                     match &child {

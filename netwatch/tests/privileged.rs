@@ -1984,3 +1984,57 @@ fn events_name_their_cgroup_and_the_cgroup_filter_keeps_the_rest_out() {
         "{err}"
     );
 }
+
+#[test]
+fn sighup_reopens_the_output_file_for_log_rotation() {
+    require_root();
+    let dir = std::env::temp_dir().join(format!("netwatch-test-rotate-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("netwatch.log");
+    let nw = Netwatch::start(&["-j", "-o", log.to_str().unwrap()]);
+    let fail_once = |port: u16| {
+        let mut a = Actor::spawn(&format!(
+            "s = socket.socket()\ntry:\n    s.bind(('203.0.113.1', {port}))\nexcept OSError as e:\n    say(err=e.errno)"
+        ));
+        assert_eq!(a.read("err"), "99");
+        assert!(a.wait().success());
+    };
+    let wait_for = |path: &std::path::Path, needle: &str| {
+        let deadline = std::time::Instant::now() + support::TIMEOUT;
+        loop {
+            if fs::read_to_string(path).is_ok_and(|t| t.contains(needle)) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{needle} never reached {}",
+                path.display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    fail_once(1111);
+    wait_for(&log, "\"port\":1111");
+    let rotated = dir.join("netwatch.log.1");
+    fs::rename(&log, &rotated).unwrap();
+    // SAFETY: kill(2) on netwatch, which this test started.
+    unsafe { libc::kill(nw.pid() as i32, libc::SIGHUP) };
+    std::thread::sleep(Duration::from_millis(200));
+    fail_once(2222);
+    wait_for(&log, "\"port\":2222");
+    let (status, seen, stderr) = nw.stop();
+    assert!(status.success(), "{stderr}");
+    assert!(seen.is_empty(), "nothing on stdout with -o: {seen:?}");
+    let old = fs::read_to_string(&rotated).unwrap();
+    let new = fs::read_to_string(&log).unwrap();
+    assert!(
+        old.contains("\"port\":1111") && !old.contains("\"port\":2222"),
+        "{old}"
+    );
+    assert!(
+        new.contains("\"summary_end\""),
+        "the summary goes to the file too: {new}"
+    );
+    let _ = fs::remove_dir_all(&dir);
+}

@@ -4,6 +4,7 @@
 //! the ring buffer, so a burst costs one write(2), and a quiet stream is still live.
 
 mod json;
+pub mod sink;
 mod text;
 
 use std::io::{self, Write};
@@ -94,6 +95,11 @@ impl<W: Write> Printer<W> {
 
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
+    }
+
+    /// The writer, e.g. to reopen an output file.
+    pub fn writer_mut(&mut self) -> &mut W {
+        &mut self.out
     }
 
     #[cfg(test)]
