@@ -4,8 +4,10 @@
 //! rust-toolchain.toml at the workspace root, so that `cargo xtask setup` works before
 //! the pinned toolchain is installed); everything it builds uses `cargo +1.98.0`.
 
+mod bench;
 mod cmd;
 mod setup;
+mod storm;
 
 use std::env;
 use std::ffi::OsString;
@@ -29,6 +31,9 @@ commands:
   run [--] ARGS...   build, then run netwatch as root with ARGS (sudo when not root)
   test [--] ARGS...  fmt check, clippy, unprivileged tests, then the privileged tests
                      as root; ARGS go to the test binaries (e.g. a test name filter)
+  bench [--quick]    as root: overhead on nginx+wrk (vs bpftrace and strace), event
+                     capacity, start-up and footprint; results in target/bench/
+                     (`cargo xtask bench --help` for the options)
 ";
 
 /// Packages other than netwatch whose tests run unprivileged (all their test targets).
@@ -63,6 +68,9 @@ fn real_main() -> Result<ExitCode> {
         }
         Some("run") => return Err(run(&root, &rest)),
         Some("test") => test(&rest)?,
+        Some("bench") => return bench::main(&root, &to_strings(&rest)?),
+        // Hidden: the failing-syscall generator the bench runs.
+        Some("storm") => storm::main(&to_strings(&rest)?)?,
         Some("help" | "-h" | "--help") => print!("{USAGE}"),
         _ => {
             eprintln!(
@@ -80,6 +88,16 @@ fn real_main() -> Result<ExitCode> {
 fn workspace_root() -> PathBuf {
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
+}
+
+fn to_strings(args: &[OsString]) -> Result<Vec<String>> {
+    args.iter()
+        .map(|a| {
+            a.to_str()
+                .map(str::to_owned)
+                .with_context(|| format!("argument {a:?} is not UTF-8"))
+        })
+        .collect()
 }
 
 /// Accepts both `run -- ARGS` and `run ARGS`: drops one leading `--`.

@@ -127,9 +127,9 @@ fn tracefs_ok() -> bool {
         })
 }
 
-/// Packages from [`DEBIAN_PACKAGES`] whose command is missing.
-fn missing_packages() -> Vec<&'static str> {
-    DEBIAN_PACKAGES
+/// Packages of `packages` (package, command) whose command is missing.
+pub fn missing_packages(packages: &[(&'static str, &str)]) -> Vec<&'static str> {
+    packages
         .iter()
         .filter(|(_, command)| find_command(command).is_none())
         .map(|(package, _)| *package)
@@ -149,7 +149,11 @@ pub fn ensure(need: Need) -> Result<()> {
         missing.push("tracefs".to_owned());
     }
     if need == Need::Test {
-        missing.extend(missing_packages().into_iter().map(str::to_owned));
+        missing.extend(
+            missing_packages(DEBIAN_PACKAGES)
+                .into_iter()
+                .map(str::to_owned),
+        );
     }
     if missing.is_empty() {
         return Ok(());
@@ -310,7 +314,7 @@ fn parse_libllvm_name(file_name: &str) -> Option<(String, u32)> {
     Some((stem.to_owned(), major.parse().ok()?))
 }
 
-fn setup_tracefs() -> Result<()> {
+pub fn setup_tracefs() -> Result<()> {
     if tracefs_ok() {
         println!("setup: tracefs ok ({TRACEFS})");
         return Ok(());
@@ -327,9 +331,14 @@ fn setup_tracefs() -> Result<()> {
 }
 
 fn setup_packages() -> Result<()> {
-    let missing = missing_packages();
+    install_packages(DEBIAN_PACKAGES)
+}
+
+/// apt-get installs those of `packages` (package, command) whose command is missing.
+pub fn install_packages(packages: &[(&'static str, &str)]) -> Result<()> {
+    let missing = missing_packages(packages);
     if missing.is_empty() {
-        let all: Vec<&str> = DEBIAN_PACKAGES.iter().map(|(p, _)| *p).collect();
+        let all: Vec<&str> = packages.iter().map(|(p, _)| *p).collect();
         println!("setup: packages ok ({})", all.join(" "));
         return Ok(());
     }
@@ -347,7 +356,7 @@ fn setup_packages() -> Result<()> {
         .env("DEBIAN_FRONTEND", "noninteractive")
         .elevated()
         .run()?;
-    let still = missing_packages();
+    let still = missing_packages(packages);
     if !still.is_empty() {
         bail!(
             "commands of packages {} still missing after apt-get install",

@@ -1,0 +1,582 @@
+//! Processes the bench starts, each stopped by its pid (also on error paths and on
+//! Ctrl-C), their output lines with arrival times, and what /proc says about them.
+
+use std::fs;
+use std::io::{BufRead as _, BufReader, Read};
+use std::os::unix::process::CommandExt as _;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// SIGINT and SIGTERM set a flag the bench checks between steps, so that it stops
+/// what it started (by pid) before exiting. The children run in process groups of
+/// their own, so a Ctrl-C at the terminal reaches the bench alone.
+pub fn install_interrupt_handler() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_signal as *const () as libc::sighandler_t;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+}
+
+pub fn check_interrupted() -> Result<()> {
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        bail!("interrupted");
+    }
+    Ok(())
+}
+
+/// Sleeps, in small steps so that an interrupt is noticed.
+pub fn sleep(d: Duration) -> Result<()> {
+    let end = Instant::now() + d;
+    loop {
+        check_interrupted()?;
+        let now = Instant::now();
+        if now >= end {
+            return Ok(());
+        }
+        thread::sleep((end - now).min(Duration::from_millis(50)));
+    }
+}
+
+/// Lines read from a child's pipe by a thread, each with the time it arrived.
+pub struct Lines {
+    rx: Receiver<(Instant, String)>,
+    pub seen: Vec<(Instant, String)>,
+    eof: bool,
+}
+
+impl Lines {
+    pub fn spawn(r: impl Read + Send + 'static) -> Lines {
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut r = BufReader::new(r);
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                match r.read_until(b'\n', &mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        let line = String::from_utf8_lossy(&buf).trim_end().to_owned();
+                        if tx.send((Instant::now(), line)).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        Lines {
+            rx,
+            seen: Vec::new(),
+            eof: false,
+        }
+    }
+
+    /// Waits until a line matching `pred` has arrived (also one that came earlier);
+    /// None on timeout or end of file.
+    pub fn wait_for(
+        &mut self,
+        pred: impl Fn(&str) -> bool,
+        timeout: Duration,
+    ) -> Result<Option<(Instant, String)>> {
+        if let Some(hit) = self.seen.iter().find(|(_, l)| pred(l)) {
+            return Ok(Some(hit.clone()));
+        }
+        let deadline = Instant::now() + timeout;
+        while !self.eof {
+            check_interrupted()?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            match self.rx.recv_timeout(left.min(Duration::from_millis(100))) {
+                Ok(item) => {
+                    let hit = pred(&item.1);
+                    self.seen.push(item.clone());
+                    if hit {
+                        return Ok(Some(item));
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => self.eof = true,
+            }
+        }
+        Ok(None)
+    }
+
+    /// Collects what arrives until end of file (the writer exited) or `timeout`.
+    pub fn finish(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.eof {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            match self.rx.recv_timeout(left) {
+                Ok(item) => self.seen.push(item),
+                Err(RecvTimeoutError::Timeout) => return,
+                Err(RecvTimeoutError::Disconnected) => self.eof = true,
+            }
+        }
+    }
+
+    pub fn text(&self) -> String {
+        let lines: Vec<&str> = self.seen.iter().map(|(_, l)| l.as_str()).collect();
+        lines.join("\n")
+    }
+}
+
+/// A child process, stopped by its pid when dropped (SIGTERM, then SIGKILL).
+pub struct Proc {
+    pub name: String,
+    pub pid: i32,
+    child: Child,
+    status: Option<ExitStatus>,
+    pub stdout: Option<Lines>,
+    pub stderr: Option<Lines>,
+    pub spawned_at: Instant,
+}
+
+impl Proc {
+    /// Spawns `cmd` in a process group of its own; piped stdout/stderr are read into
+    /// [`Lines`].
+    pub fn spawn(name: &str, mut cmd: Command) -> Result<Proc> {
+        cmd.process_group(0);
+        let spawned_at = Instant::now();
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("starting {name} ({cmd:?})"))?;
+        let pid = i32::try_from(child.id()).context("pid")?;
+        let stdout = child.stdout.take().map(Lines::spawn);
+        let stderr = child.stderr.take().map(Lines::spawn);
+        Ok(Proc {
+            name: name.to_owned(),
+            pid,
+            child,
+            status: None,
+            stdout,
+            stderr,
+            spawned_at,
+        })
+    }
+
+    pub fn signal(&self, sig: libc::c_int) {
+        if self.status.is_none() {
+            // SAFETY: plain syscall; the child is not reaped, so the pid is still ours.
+            unsafe { libc::kill(self.pid, sig) };
+        }
+    }
+
+    /// Whether it has exited (reaping it if so).
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            self.status = self.child.try_wait().ok().flatten();
+        }
+        self.status
+    }
+
+    /// Waits up to `timeout` for the child to exit; its status, or None.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.exited() {
+                return Some(s);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Sends `sig` and waits up to `timeout`; returns the status and how long the
+    /// exit took. Kills it (SIGKILL) and fails if it does not exit in time.
+    pub fn stop(&mut self, sig: libc::c_int, timeout: Duration) -> Result<(ExitStatus, Duration)> {
+        let t0 = Instant::now();
+        self.signal(sig);
+        match self.wait_timeout(timeout) {
+            Some(s) => Ok((s, t0.elapsed())),
+            None => {
+                self.signal(libc::SIGKILL);
+                self.wait_timeout(Duration::from_secs(5));
+                bail!(
+                    "{} (pid {}) did not exit within {timeout:?} of signal {sig}; killed",
+                    self.name,
+                    self.pid
+                )
+            }
+        }
+    }
+
+    /// Waits for a child expected to exit on its own; kills it after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.exited() {
+                return Ok(s);
+            }
+            if let Err(e) = check_interrupted() {
+                return Err(e.context(format!("waiting for {}", self.name)));
+            }
+            if Instant::now() >= deadline {
+                self.signal(libc::SIGKILL);
+                self.wait_timeout(Duration::from_secs(5));
+                bail!(
+                    "{} (pid {}) still running after {timeout:?}; killed",
+                    self.name,
+                    self.pid
+                );
+            }
+            thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// stderr (and stdout) seen so far, for error messages.
+    pub fn output_tail(&mut self) -> String {
+        let mut s = String::new();
+        for lines in [&mut self.stdout, &mut self.stderr].into_iter().flatten() {
+            lines.finish(Duration::from_millis(200));
+            let text = lines.text();
+            let tail: Vec<&str> = text.lines().rev().take(15).collect();
+            for l in tail.into_iter().rev() {
+                s.push_str("\n    ");
+                s.push_str(l);
+            }
+        }
+        s
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if self.exited().is_some() {
+            return;
+        }
+        self.signal(libc::SIGTERM);
+        if self.wait_timeout(Duration::from_secs(5)).is_none() {
+            self.signal(libc::SIGKILL);
+            self.wait_timeout(Duration::from_secs(5));
+        }
+    }
+}
+
+/// Kills a process we did not spawn ourselves (nginx's worker) if it still exists and
+/// is still called `comm`.
+pub fn kill_if_named(pid: i32, comm: &str) {
+    if fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == comm) {
+        // SAFETY: plain syscall.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+}
+
+/// Pins a child (all its threads) to one CPU, between fork and exec.
+pub fn pin_command(cmd: &mut Command, cpu: usize) {
+    // SAFETY: the closure only makes a syscall (sched_setaffinity), which is
+    // async-signal-safe, and allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || crate::storm::set_affinity(0, cpu));
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// /proc
+// ---------------------------------------------------------------------------------
+
+pub fn clock_ticks_per_second() -> f64 {
+    // SAFETY: plain libc call.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 { t as f64 } else { 100.0 }
+}
+
+/// The fields of /proc/PID/stat after the command name, from field 3 (state) on.
+fn stat_fields(pid: i32) -> Result<Vec<String>> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("reading /proc/{pid}/stat"))?;
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .context("malformed stat")?;
+    Ok(rest.split_whitespace().map(str::to_owned).collect())
+}
+
+/// utime + stime of the whole process, in clock ticks.
+pub fn cpu_ticks(pid: i32) -> Result<u64> {
+    let f = stat_fields(pid)?;
+    // Field 14 is utime, 15 stime; the vector starts at field 3.
+    let get = |i: usize| -> Result<u64> {
+        f.get(i - 3)
+            .context("short stat")?
+            .parse()
+            .context("stat field")
+    };
+    Ok(get(14)? + get(15)?)
+}
+
+/// CPU seconds spent busy by all CPUs (everything in /proc/stat's `cpu` line but idle
+/// and iowait).
+pub fn host_busy_seconds() -> Result<f64> {
+    let stat = fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
+    let line = stat
+        .lines()
+        .find(|l| l.starts_with("cpu "))
+        .context("no cpu line in /proc/stat")?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is inside user).
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    Ok((total - idle) as f64 / clock_ticks_per_second())
+}
+
+/// CPU seconds of this process's reaped children (getrusage RUSAGE_CHILDREN).
+pub fn reaped_children_seconds() -> f64 {
+    // SAFETY: ru is written by the kernel.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// CPU seconds of a live process.
+pub fn cpu_seconds(pid: i32) -> f64 {
+    cpu_ticks(pid).map_or(0.0, |t| t as f64 / clock_ticks_per_second())
+}
+
+/// Measures the CPU time that processes other than the bench's own used during a
+/// measurement: host busy time minus the watched live processes' and the children
+/// reaped meanwhile. In percent of all CPUs.
+pub struct OtherLoad {
+    t0: Instant,
+    busy0: f64,
+    reaped0: f64,
+    live0: Vec<(i32, f64)>,
+}
+
+impl OtherLoad {
+    pub fn start(live: &[i32]) -> OtherLoad {
+        OtherLoad {
+            t0: Instant::now(),
+            busy0: host_busy_seconds().unwrap_or(0.0),
+            reaped0: reaped_children_seconds(),
+            live0: live.iter().map(|&p| (p, cpu_seconds(p))).collect(),
+        }
+    }
+
+    /// Call while the `live` processes are still alive.
+    pub fn percent(&self) -> f64 {
+        let wall = self.t0.elapsed().as_secs_f64();
+        let busy = host_busy_seconds().unwrap_or(0.0) - self.busy0;
+        let reaped = reaped_children_seconds() - self.reaped0;
+        let live: f64 = self
+            .live0
+            .iter()
+            .map(|&(p, c0)| (cpu_seconds(p) - c0).max(0.0))
+            .sum();
+        let ncpu = std::thread::available_parallelism().map_or(1, usize::from) as f64;
+        ((busy - reaped - live) / (wall * ncpu) * 100.0).max(0.0)
+    }
+}
+
+/// A `Key:   N kB` line of /proc/PID/status, in KiB.
+pub fn status_kib(pid: i32, key: &str) -> Result<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .with_context(|| format!("no {key} in /proc/{pid}/status"))
+}
+
+/// The `Cpus_allowed_list` of a process.
+pub fn cpus_allowed(pid: i32) -> String {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                .map(|v| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| "?".to_owned())
+}
+
+/// Children of a process (all its threads').
+pub fn children(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for t in tasks.flatten() {
+        if let Ok(c) = fs::read_to_string(t.path().join("children")) {
+            out.extend(c.split_whitespace().filter_map(|p| p.parse::<i32>().ok()));
+        }
+    }
+    out
+}
+
+/// How many of a process's descriptors point to `anon_inode:<what>`.
+pub fn count_anon_fds(pid: i32, what: &str) -> usize {
+    let want = format!("anon_inode:{what}");
+    fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| fs::read_link(e.path()).is_ok_and(|l| l.as_os_str() == want.as_str()))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Processes other than `ours` that hold BPF programs or links: other tracers whose
+/// tracepoints would slow the "untraced" runs too. `pid comm` strings.
+pub fn foreign_bpf_holders(ours: &[i32]) -> Vec<String> {
+    let me = std::process::id() as i32;
+    let mut out = Vec::new();
+    let Ok(procs) = fs::read_dir("/proc") else {
+        return out;
+    };
+    for p in procs.flatten() {
+        let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if pid == me || ours.contains(&pid) {
+            continue;
+        }
+        let Ok(fds) = fs::read_dir(p.path().join("fd")) else {
+            continue;
+        };
+        let holds = fds.flatten().any(|e| {
+            fs::read_link(e.path()).is_ok_and(|l| {
+                let l = l.to_string_lossy();
+                l == "anon_inode:bpf-prog" || l == "anon_inode:bpf_link"
+            })
+        });
+        if holds {
+            let comm = fs::read_to_string(p.path().join("comm")).unwrap_or_default();
+            out.push(format!("{pid} {}", comm.trim()));
+        }
+    }
+    out
+}
+
+/// A BPF program a process holds, with the kernel's run statistics (non-zero only
+/// while kernel.bpf_stats_enabled is 1).
+#[derive(Clone, Debug)]
+pub struct ProgStat {
+    pub id: u64,
+    pub prog_type: String,
+    pub name: String,
+    pub run_time_ns: u64,
+    pub run_cnt: u64,
+}
+
+/// The BPF programs `pid` holds, from /proc/PID/fdinfo; names from bpftool when it is
+/// installed.
+pub fn prog_stats(pid: i32) -> Vec<ProgStat> {
+    let mut out: Vec<ProgStat> = Vec::new();
+    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return out;
+    };
+    for e in fds.flatten() {
+        if !fs::read_link(e.path()).is_ok_and(|l| l.as_os_str() == "anon_inode:bpf-prog") {
+            continue;
+        }
+        let info_path = Path::new("/proc")
+            .join(pid.to_string())
+            .join("fdinfo")
+            .join(e.file_name());
+        let Ok(info) = fs::read_to_string(info_path) else {
+            continue;
+        };
+        let field = |k: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(k)?.strip_prefix(':'))
+                .map(|v| v.trim().to_owned())
+        };
+        let num = |k: &str| field(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let id = num("prog_id");
+        if out.iter().any(|p| p.id == id) {
+            continue;
+        }
+        out.push(ProgStat {
+            id,
+            prog_type: prog_type_name(num("prog_type")),
+            name: prog_name(id).unwrap_or_else(|| format!("id {id}")),
+            run_time_ns: num("run_time_ns"),
+            run_cnt: num("run_cnt"),
+        });
+    }
+    out.sort_by_key(|p| std::cmp::Reverse(p.run_time_ns));
+    out
+}
+
+/// The kernel's `enum bpf_prog_type` names of the types a tracer uses.
+fn prog_type_name(t: u64) -> String {
+    match t {
+        2 => "kprobe".to_owned(),
+        5 => "tracepoint".to_owned(),
+        7 => "perf_event".to_owned(),
+        17 => "raw_tracepoint".to_owned(),
+        24 => "raw_tracepoint_writable".to_owned(),
+        26 => "tracing".to_owned(),
+        _ => format!("type {t}"),
+    }
+}
+
+/// `bpftool prog show id N` prints `N: tracepoint  name sys_exit_bind  tag ...`.
+fn prog_name(id: u64) -> Option<String> {
+    let out = Command::new("bpftool")
+        .args(["prog", "show", "id", &id.to_string()])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut words = text.split_whitespace();
+    words.find(|w| *w == "name")?;
+    words.next().map(str::to_owned)
+}
+
+/// Sets kernel.bpf_stats_enabled to 1 and puts the previous value back when dropped.
+pub struct BpfStatsEnabled {
+    previous: String,
+}
+
+const BPF_STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
+
+impl BpfStatsEnabled {
+    pub fn new() -> Result<BpfStatsEnabled> {
+        let previous = fs::read_to_string(BPF_STATS)
+            .with_context(|| format!("reading {BPF_STATS}"))?
+            .trim()
+            .to_owned();
+        fs::write(BPF_STATS, "1").with_context(|| format!("writing 1 to {BPF_STATS}"))?;
+        Ok(BpfStatsEnabled { previous })
+    }
+}
+
+impl Drop for BpfStatsEnabled {
+    fn drop(&mut self) {
+        if let Err(e) = fs::write(BPF_STATS, &self.previous) {
+            eprintln!(
+                "bench: warning: could not restore {BPF_STATS} to {}: {e}",
+                self.previous
+            );
+        }
+    }
+}
