@@ -14,6 +14,7 @@ pub mod event;
 pub mod inspect;
 pub mod kernel_btf;
 pub mod loader;
+pub mod log;
 pub mod metrics;
 pub mod output;
 pub mod ringbuf;
@@ -28,6 +29,7 @@ use clap::Parser as _;
 /// Parse the command line, run, and turn any error into `netwatch: <chain>` and exit 1.
 pub fn main() -> ExitCode {
     let args = cli::Args::parse();
+    log::init();
     match cli::print_docs(&args, &mut std::io::stdout().lock()) {
         Ok(true) => return ExitCode::SUCCESS,
         Ok(false) => {}

@@ -66,7 +66,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         ring_buffer_size: args.ring_buffer_size,
     })?;
     for why in &tracer.disabled {
-        eprintln!("netwatch: warning: {why}");
+        tracing::warn!("{why}");
     }
     // A process that ended while the programs were loading is not being watched:
     // say so rather than trace nothing.
@@ -114,8 +114,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     // Tests and scripts wait for this line: everything is attached from here on.
-    eprintln!(
-        "netwatch: ready: tracing {scope} ({}); Ctrl-C to stop",
+    tracing::info!(
+        "ready: tracing {scope} ({}); Ctrl-C to stop",
         tracer.attached.join(", ")
     );
 
@@ -396,7 +396,7 @@ impl Streams<'_, BufWriter<Sink>> {
                     Err(e) => {
                         decode_errors += 1;
                         if decode_errors == 1 {
-                            eprintln!("netwatch: warning: undecodable record skipped: {e}");
+                            tracing::warn!("undecodable record skipped: {e}");
                         }
                     }
                 }
