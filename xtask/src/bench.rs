@@ -236,7 +236,10 @@ pub fn main(root: &Path, args: &[String]) -> Result<ExitCode> {
     let machine = machine_info(root, &built, ncpu);
     println!("bench: {}", placement.describe());
 
-    let foreign_wait = Duration::from_secs(if opts.quick { 2 } else { 5 });
+    // Before each measurement, wait (bounded) for a quiet host: at most this long per
+    // run, and at most the budget over the whole bench.
+    let quiet_wait = Duration::from_secs(if opts.quick { 3 } else { 10 });
+    procs::set_quiet_budget(Duration::from_secs(if opts.quick { 20 } else { 180 }));
     let mut out = Results::default();
     if opts.workload {
         let cfg = workload::Config {
@@ -248,7 +251,7 @@ pub fn main(root: &Path, args: &[String]) -> Result<ExitCode> {
             tracer_cpu: placement.tracer,
             netwatch: netwatch.clone(),
             dir: tmp.0.join("nginx"),
-            foreign_wait,
+            quiet_wait,
         };
         fs::create_dir_all(&cfg.dir)?;
         out.workload = run_workload(&cfg)?;
@@ -260,7 +263,7 @@ pub fn main(root: &Path, args: &[String]) -> Result<ExitCode> {
             dir: tmp.0.clone(),
             storm_cpu: placement.worker,
             tracer_cpu: placement.tracer,
-            foreign_wait,
+            quiet_wait,
         };
         if opts.capacity {
             out.capacity = run_capacity(&cfg, &opts)?;
@@ -1091,6 +1094,7 @@ fn to_json(
                 ),
                 ("netwatch_output_lines", J::opt_u(r.output_lines)),
                 ("tracer_vm_hwm_kib", J::opt_u(r.tracer_hwm_kib)),
+                ("waited_for_quiet_ms", J::Num(ms(r.quiet_wait))),
                 ("other_cpu_percent", J::Num(r.other_cpu_pct)),
                 (
                     "other_bpf_users",

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 
 use super::procs::{self, Lines, OtherLoad, Proc, ProgStat, cpu_ticks, pin_command, status_kib};
-use super::workload::wait_for_quiet;
 use crate::storm::{Kind, Outcome};
 
 pub struct Config {
@@ -20,7 +19,8 @@ pub struct Config {
     pub dir: PathBuf,
     pub storm_cpu: Option<usize>,
     pub tracer_cpu: Option<usize>,
-    pub foreign_wait: Duration,
+    /// The longest a run waits for a quiet host.
+    pub quiet_wait: Duration,
 }
 
 /// How netwatch names what a storm produces: (record kind, lost_by_kind key, errno
@@ -135,7 +135,8 @@ fn run_storm_process(cfg: &Config, kind: Kind, count: u64) -> Result<(Proc, Outc
 }
 
 pub fn run(cfg: &Config, kind: Kind, count: u64, mode: &Mode, round: usize) -> Result<StormRun> {
-    let foreign = wait_for_quiet(cfg.foreign_wait)?;
+    let quiet = procs::wait_for_quiet(cfg.quiet_wait)?;
+    let foreign = quiet.foreign;
     let (ring, stats) = match mode {
         Mode::Untraced => {
             let load = OtherLoad::start(&[]);
@@ -325,7 +326,7 @@ pub struct StartStop {
 }
 
 pub fn start_stop(cfg: &Config, i: usize) -> Result<StartStop> {
-    wait_for_quiet(cfg.foreign_wait)?;
+    procs::wait_for_quiet(cfg.quiet_wait)?;
     let out = cfg.dir.join(format!("netwatch-startup-{i}.out"));
     let mut cmd = Command::new(&cfg.netwatch);
     cmd.stdin(Stdio::null())

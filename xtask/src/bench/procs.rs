@@ -6,7 +6,7 @@ use std::io::{BufRead as _, BufReader, Read};
 use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -474,6 +474,49 @@ pub fn foreign_bpf_holders(ours: &[i32]) -> Vec<String> {
         }
     }
     out
+}
+
+/// What is left of the total time the bench may spend waiting for a quiet host.
+static QUIET_BUDGET_MS: AtomicU64 = AtomicU64::new(0);
+/// Busy CPU (all CPUs, in %) under which the host counts as quiet.
+pub const QUIET_BUSY_PERCENT: f64 = 10.0;
+
+pub fn set_quiet_budget(d: Duration) {
+    QUIET_BUDGET_MS.store(d.as_millis() as u64, Ordering::SeqCst);
+}
+
+/// The host as a measurement started.
+pub struct Quiet {
+    /// Other processes holding BPF programs.
+    pub foreign: Vec<String>,
+    pub waited: Duration,
+}
+
+/// Waits until no other process holds BPF programs (their tracepoints would slow the
+/// untraced runs too) and the CPUs are nearly idle, at most `max` and at most what is
+/// left of the bench's total waiting budget. Measures at least 300 ms.
+pub fn wait_for_quiet(max: Duration) -> Result<Quiet> {
+    let t0 = Instant::now();
+    let max = max.min(Duration::from_millis(
+        QUIET_BUDGET_MS.load(Ordering::SeqCst),
+    ));
+    let ncpu = std::thread::available_parallelism().map_or(1, usize::from) as f64;
+    loop {
+        let foreign = foreign_bpf_holders(&[]);
+        let (b0, w0) = (host_busy_seconds()?, Instant::now());
+        sleep(Duration::from_millis(300))?;
+        let busy_percent =
+            (host_busy_seconds()? - b0) / (w0.elapsed().as_secs_f64() * ncpu) * 100.0;
+        let quiet = foreign.is_empty() && busy_percent < QUIET_BUSY_PERCENT;
+        if quiet || t0.elapsed() >= max {
+            let waited = t0.elapsed();
+            let spent = waited.as_millis() as u64;
+            let _ = QUIET_BUDGET_MS.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| {
+                Some(b.saturating_sub(spent))
+            });
+            return Ok(Quiet { foreign, waited });
+        }
+    }
 }
 
 /// A BPF program a process holds, with the kernel's run statistics (non-zero only

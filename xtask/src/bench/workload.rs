@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 
 use super::procs::{
-    self, Lines, OtherLoad, Proc, children, count_anon_fds, cpus_allowed, foreign_bpf_holders,
-    kill_if_named, pin_command,
+    self, Lines, OtherLoad, Proc, children, count_anon_fds, cpus_allowed, kill_if_named,
+    pin_command,
 };
 
 /// Size of the file nginx serves (with sendfile).
@@ -118,7 +118,8 @@ pub struct Config {
     pub tracer_cpu: Option<usize>,
     pub netwatch: PathBuf,
     pub dir: PathBuf,
-    pub foreign_wait: Duration,
+    /// The longest a run waits for a quiet host.
+    pub quiet_wait: Duration,
 }
 
 /// nginx with a config of its own in `dir`, listening on 127.0.0.1:`port` only.
@@ -461,22 +462,11 @@ pub struct Run {
     pub tracer_cpus: Option<String>,
     pub output_lines: Option<u64>,
     pub foreign: Vec<String>,
+    /// How long the run waited for a quiet host before starting.
+    pub quiet_wait: Duration,
     /// CPU used by other processes during the wrk run, in % of all CPUs.
     pub other_cpu_pct: f64,
     pub tracer_hwm_kib: Option<u64>,
-}
-
-/// Waits (bounded) for other processes holding BPF programs to go away; returns those
-/// still there.
-pub fn wait_for_quiet(wait: Duration) -> Result<Vec<String>> {
-    let deadline = Instant::now() + wait;
-    loop {
-        let f = foreign_bpf_holders(&[]);
-        if f.is_empty() || Instant::now() >= deadline {
-            return Ok(f);
-        }
-        procs::sleep(Duration::from_millis(250))?;
-    }
 }
 
 pub fn one_run(
@@ -486,7 +476,7 @@ pub fn one_run(
     tracer: Tracer,
     round: usize,
 ) -> Result<Run> {
-    let foreign = wait_for_quiet(cfg.foreign_wait)?;
+    let quiet = procs::wait_for_quiet(cfg.quiet_wait)?;
     let tag = format!("{}-{round}", variant.name());
     let attached = start_tracer(tracer, cfg, nginx.worker, &tag)?;
     let tracer_cpus = attached.as_ref().map(|a| cpus_allowed(a.proc.pid));
@@ -534,7 +524,8 @@ pub fn one_run(
         tracer_status_ok: status_ok,
         tracer_cpus,
         output_lines,
-        foreign,
+        foreign: quiet.foreign,
+        quiet_wait: quiet.waited,
         other_cpu_pct,
         tracer_hwm_kib,
     })
@@ -604,6 +595,7 @@ mod tests {
             tracer_cpus: None,
             output_lines: None,
             foreign: vec![],
+            quiet_wait: Duration::ZERO,
             other_cpu_pct: 0.0,
             tracer_hwm_kib: None,
         };
