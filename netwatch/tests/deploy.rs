@@ -663,7 +663,7 @@ fn daemonset_problems(docs: &[Value]) -> Vec<String> {
     );
 
     let volumes = pod["volumes"].as_array().cloned().unwrap_or_default();
-    for path in ["/sys/kernel/btf", "/sys/kernel/tracing"] {
+    for path in ["/sys/kernel/btf", "/sys/kernel/tracing", "/sys/fs/cgroup"] {
         let mounted = c["volumeMounts"].as_array().into_iter().flatten().any(|m| {
             m["mountPath"] == path
                 && m["readOnly"] == true
@@ -698,6 +698,7 @@ fn daemonset_manifest_has_what_netwatch_needs() {
         (container, "args", "--metrics"),
         (pod, "volumes", "/sys/kernel/btf"),
         (pod, "volumes", "/sys/kernel/tracing"),
+        (pod, "volumes", "/sys/fs/cgroup"),
         ("/spec/selector", "matchLabels", "selector"),
     ] {
         let mut docs = docs.clone();
