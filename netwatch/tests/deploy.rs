@@ -45,10 +45,9 @@ fn read(path: &Path) -> String {
     fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// An empty directory of this test's own.
+/// An empty directory of this test's own (emptied again by the next run).
 fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("deploy-{name}-{}", std::process::id()));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("deploy-{name}"));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
     dir
@@ -83,7 +82,10 @@ fn systemd_analyze<I: AsRef<OsStr>>(args: impl IntoIterator<Item = I>) -> Output
 /// A copy of `unit` as `netwatch.service` in a scratch directory, its ExecStart on
 /// the netwatch binary this test built (systemd-analyze checks that it exists).
 fn unit_copy(name: &str, unit: &str) -> PathBuf {
-    assert!(unit.contains(&format!("ExecStart={EXEC_START}\n")));
+    assert!(
+        unit.contains(&format!("ExecStart={EXEC_START}\n")),
+        "the unit's ExecStart is not {EXEC_START:?}"
+    );
     let path = scratch(name).join("netwatch.service");
     let unit = unit.replace(
         &format!("ExecStart={EXEC_START}"),
