@@ -470,6 +470,16 @@ fn workload_ratio(runs: &[Run], v: Variant, t: Tracer) -> Option<Spread> {
     Spread::of(&workload::ratios(runs, v, t))
 }
 
+/// Other processes' CPU load under which a run counts as clean.
+const CLEAN_OTHER_LOAD_PERCENT: f64 = 5.0;
+
+/// Ratios over the triples whose three runs were all clean.
+fn clean_ratios(runs: &[Run], v: Variant, t: Tracer) -> Vec<f64> {
+    workload::ratios_where(runs, v, t, |r| {
+        r.other_cpu_pct < CLEAN_OTHER_LOAD_PERCENT && r.foreign.is_empty()
+    })
+}
+
 fn workload_rps(runs: &[Run], v: Variant, t: Tracer) -> Option<Spread> {
     let x: Vec<f64> = runs
         .iter()
@@ -796,15 +806,19 @@ fn markdown(
         );
         let _ = writeln!(
             s,
-            "| variant | tracer | ratio to untraced | requests/s | tracer ready | tracer stop | other load |"
+            "| variant | tracer | ratio to untraced | ratio, clean runs only | requests/s | tracer ready | tracer stop | other load |"
         );
-        let _ = writeln!(s, "|---|---|---|---|---|---|---|");
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
         for v in Variant::ALL {
             for t in Tracer::ROUND {
-                let ratio = if t == Tracer::Untraced {
-                    "1".to_owned()
+                let (ratio, clean) = if t == Tracer::Untraced {
+                    ("1".to_owned(), "1".to_owned())
                 } else {
-                    fmt_spread(workload_ratio(&out.workload, v, t), 3)
+                    let clean = clean_ratios(&out.workload, v, t);
+                    (
+                        fmt_spread(workload_ratio(&out.workload, v, t), 3),
+                        format!("{} (n={})", fmt_spread(Spread::of(&clean), 3), clean.len()),
+                    )
                 };
                 let of = |f: fn(&Run) -> Option<Duration>| {
                     let x: Vec<f64> = out
@@ -823,7 +837,7 @@ fn markdown(
                     .collect();
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {} | {} | {} | {} | {} % |",
+                    "| {} | {} | {} | {clean} | {} | {} | {} | {} % |",
                     v.name(),
                     t.name(),
                     ratio,
@@ -863,7 +877,7 @@ fn markdown(
             .count();
         let _ = writeln!(
             s,
-            "\nOther load: CPU time used by processes other than nginx, wrk and the tracer during each wrk run, in % of all CPUs: median (min-max). Runs started while another process held BPF programs: {foreign} of {}.",
+            "\nOther load: CPU time used by processes other than nginx, wrk and the tracer during each wrk run, in % of all CPUs: median (min-max). Clean runs: other load under {CLEAN_OTHER_LOAD_PERCENT} % and no other process holding BPF programs, for the traced run and both untraced runs around it. Runs started while another process held BPF programs: {foreign} of {}.",
             out.workload.len()
         );
         let hwm = out
@@ -1119,6 +1133,14 @@ fn to_json(
                         J::Null
                     } else {
                         spread_json(workload_ratio(&out.workload, v, t))
+                    },
+                ),
+                (
+                    "ratio_clean_runs",
+                    if t == Tracer::Untraced {
+                        J::Null
+                    } else {
+                        spread_json(Spread::of(&clean_ratios(&out.workload, v, t)))
                     },
                 ),
                 (

@@ -534,17 +534,25 @@ pub fn one_run(
 /// Ratios of each traced run to the mean of the untraced runs on either side of it
 /// (the round's own, and the next round's or the final one).
 pub fn ratios(runs: &[Run], variant: Variant, tracer: Tracer) -> Vec<f64> {
-    let base: Vec<(usize, f64)> = runs
-        .iter()
-        .filter(|r| r.variant == variant && r.tracer == Tracer::Untraced)
-        .map(|r| (r.round, r.rps))
-        .collect();
+    ratios_where(runs, variant, tracer, |_| true)
+}
+
+/// The same, over the triples (untraced, traced, untraced) whose runs all satisfy `ok`.
+pub fn ratios_where(
+    runs: &[Run],
+    variant: Variant,
+    tracer: Tracer,
+    ok: impl Fn(&Run) -> bool,
+) -> Vec<f64> {
+    let base = |round: usize| {
+        runs.iter()
+            .find(|r| r.variant == variant && r.tracer == Tracer::Untraced && r.round == round)
+    };
     runs.iter()
         .filter(|r| r.variant == variant && r.tracer == tracer)
         .filter_map(|r| {
-            let before = base.iter().find(|(i, _)| *i == r.round)?.1;
-            let after = base.iter().find(|(i, _)| *i == r.round + 1)?.1;
-            Some(r.rps / ((before + after) / 2.0))
+            let (before, after) = (base(r.round)?, base(r.round + 1)?);
+            (ok(r) && ok(before) && ok(after)).then(|| r.rps / ((before.rps + after.rps) / 2.0))
         })
         .collect()
 }
@@ -609,6 +617,16 @@ mod tests {
         assert_eq!(
             ratios(&runs, Variant::KeepAlive, Tracer::Netwatch),
             [1.0, 49.0 / 99.0]
+        );
+        assert_eq!(
+            ratios_where(&runs, Variant::KeepAlive, Tracer::Netwatch, |r| r.rps
+                != 98.0),
+            [] as [f64; 0]
+        );
+        assert_eq!(
+            ratios_where(&runs, Variant::KeepAlive, Tracer::Netwatch, |r| r.rps
+                != 49.0),
+            [1.0]
         );
     }
 }
