@@ -73,8 +73,9 @@ impl Inspector {
             libc::IPPROTO_TCP
         } as u8;
         let holders = match in_netns(pid, move || dump_port(port, protocol)) {
-            Ok(Ok(sockets)) => Holders::Sockets(with_owners(sockets)),
-            Ok(Err(e)) | Err(e) => Holders::Unknown(format!("sock_diag: {e}")),
+            Ok(Ok(sockets)) => with_owners(sockets),
+            Ok(Err(e)) => Holders::Unknown(format!("sock_diag: {e}")),
+            Err(e) => Holders::Unknown(e.to_string()),
         };
         if self.cache.len() > 1024 {
             self.cache.clear();
@@ -117,8 +118,21 @@ fn netns_id(pid: u32) -> Option<u64> {
 /// Run `f` in `pid`'s network namespace, on a thread of its own (setns(2) with
 /// CLONE_NEWNET changes only the calling thread, which then ends).
 fn in_netns<T: Send + 'static>(pid: u32, f: impl FnOnce() -> T + Send + 'static) -> io::Result<T> {
-    let theirs = netns_id(pid);
+    use std::os::unix::fs::MetadataExt as _;
     let ours = netns_id(std::process::id());
+    let theirs = match fs::metadata(format!("/proc/{pid}/ns/net")) {
+        Ok(m) => Some(m.ino()),
+        // Gone already: its namespace is most likely ours (the common case).
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        // Without CAP_SYS_PTRACE the link cannot be read: looking in our own namespace
+        // instead would answer about the wrong sockets.
+        Err(e) => {
+            return Err(io::Error::new(
+                e.kind(),
+                format!("reading /proc/{pid}/ns/net: {e} (needs CAP_SYS_PTRACE)"),
+            ));
+        }
+    };
     if theirs.is_none() || theirs == ours {
         return Ok(f());
     }
@@ -319,32 +333,43 @@ fn dump(family: u8, protocol: u8, f: &mut dyn FnMut(&InetDiagMsg)) -> io::Result
 }
 
 /// Attach owners: every process with an fd on each socket's inode.
-fn with_owners(sockets: Vec<DiagSocket>) -> Vec<HeldSocket> {
+fn with_owners(sockets: Vec<DiagSocket>) -> Holders {
     let wanted: Vec<u32> = sockets
         .iter()
         .map(|s| s.inode)
         .filter(|&i| i != 0)
         .collect();
-    let owners = if wanted.is_empty() {
-        HashMap::new()
+    let (owners, unreadable) = if wanted.is_empty() {
+        (HashMap::new(), 0)
     } else {
         inode_owners(&wanted)
     };
-    sockets
-        .into_iter()
-        .map(|s| HeldSocket {
-            state: TcpState(i32::from(s.state)),
-            local: s.local,
-            owners: owners.get(&s.inode).cloned().unwrap_or_default(),
-        })
-        .collect()
+    // A socket with an inode has an owner: if it was not found while some processes'
+    // fds could not be read, "no owner" would be a guess.
+    if unreadable > 0 && wanted.iter().any(|i| !owners.contains_key(i)) {
+        return Holders::Unknown(format!(
+            "the fds of {unreadable} processes could not be read (needs CAP_DAC_READ_SEARCH or CAP_SYS_PTRACE)"
+        ));
+    }
+    Holders::Sockets(
+        sockets
+            .into_iter()
+            .map(|s| HeldSocket {
+                state: TcpState(i32::from(s.state)),
+                local: s.local,
+                owners: owners.get(&s.inode).cloned().unwrap_or_default(),
+            })
+            .collect(),
+    )
 }
 
 /// Scan /proc/*/fd for `socket:[inode]` links to the wanted inodes.
-fn inode_owners(wanted: &[u32]) -> HashMap<u32, Vec<(u32, Comm)>> {
+/// Also returns how many processes' fds could not be read (permission).
+fn inode_owners(wanted: &[u32]) -> (HashMap<u32, Vec<(u32, Comm)>>, usize) {
     let mut owners: HashMap<u32, Vec<(u32, Comm)>> = HashMap::new();
+    let mut unreadable = 0;
     let Ok(procs) = fs::read_dir("/proc") else {
-        return owners;
+        return (owners, 0);
     };
     for entry in procs.flatten() {
         let Some(pid) = entry
@@ -354,8 +379,14 @@ fn inode_owners(wanted: &[u32]) -> HashMap<u32, Vec<(u32, Comm)>> {
         else {
             continue;
         };
-        let Ok(fds) = fs::read_dir(entry.path().join("fd")) else {
-            continue;
+        let fds = match fs::read_dir(entry.path().join("fd")) {
+            Ok(fds) => fds,
+            Err(e) => {
+                if e.kind() == io::ErrorKind::PermissionDenied {
+                    unreadable += 1;
+                }
+                continue;
+            }
         };
         for fd in fds.flatten() {
             let Ok(target) = fs::read_link(fd.path()) else {
@@ -379,7 +410,7 @@ fn inode_owners(wanted: &[u32]) -> HashMap<u32, Vec<(u32, Comm)>> {
             }
         }
     }
-    owners
+    (owners, unreadable)
 }
 
 #[cfg(test)]

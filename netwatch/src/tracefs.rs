@@ -17,6 +17,10 @@ pub enum TracefsError {
          (mount it with `mount -t tracefs tracefs /sys/kernel/tracing`)"
     )]
     Mount(io::Error),
+    #[error(
+        "tracefs at {path} cannot be read (it is mode 0700: run as root, or grant CAP_DAC_READ_SEARCH)"
+    )]
+    Unreadable { path: PathBuf, source: io::Error },
     #[error("reading {path}")]
     Read { path: PathBuf, source: io::Error },
     #[error("tracepoint {tracepoint} has no field `{field}` in {path}")]
@@ -103,10 +107,21 @@ impl Tracefs {
         }
         for root in ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"] {
             let root = Path::new(root);
-            if root.join("events").is_dir() {
-                return Ok(Self {
-                    root: root.to_owned(),
-                });
+            match fs::metadata(root.join("events")) {
+                Ok(m) if m.is_dir() => {
+                    return Ok(Self {
+                        root: root.to_owned(),
+                    });
+                }
+                // Mounted, but closed to us (tracefs is mode 0700): mounting it again
+                // would fail with a misleading EBUSY.
+                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                    return Err(TracefsError::Unreadable {
+                        path: root.to_owned(),
+                        source: e,
+                    });
+                }
+                _ => {}
             }
         }
         let target = Path::new("/sys/kernel/tracing");

@@ -2038,3 +2038,43 @@ fn sighup_reopens_the_output_file_for_log_rotation() {
     );
     let _ = fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn without_cap_sys_ptrace_a_port_holder_is_not_guessed() {
+    require_root();
+    // Enough to trace, not enough to look into other users' processes.
+    let caps = "+bpf,+perfmon,+sys_admin,+dac_read_search";
+    let mut nw = Netwatch::start_under(
+        &[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            &format!("--inh-caps={caps}"),
+            &format!("--ambient-caps={caps}"),
+        ],
+        &["-j"],
+        &[],
+    );
+    let mut actor = Actor::spawn(
+        "a = socket.socket(); a.bind(('127.0.0.1', 0)); a.listen()\nb = socket.socket()\ntry:\n    b.bind(a.getsockname())\nexcept OSError as e:\n    say(err=e.errno)\ngo()",
+    );
+    assert_eq!(actor.read("err"), "98");
+    let d = nw.wait_json("the diagnosis", |v| {
+        v["kind"] == "diagnosis" && v["pid"] == actor.pid()
+    });
+    actor.go();
+    assert!(actor.wait().success());
+    assert_eq!(
+        d["diagnosis"], "port_in_use",
+        "no guess (port_freed) without the capability: {d}"
+    );
+    assert!(
+        d["not_looked_up"]
+            .as_str()
+            .unwrap()
+            .contains("needs CAP_SYS_PTRACE"),
+        "{d}"
+    );
+    nw.finish();
+}

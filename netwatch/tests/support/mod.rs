@@ -35,7 +35,20 @@ impl Netwatch {
 
     /// Start netwatch with `args` and extra environment, and wait for its ready line.
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(NETWATCH)
+        Self::start_under(&[], args, env)
+    }
+
+    /// Start netwatch under `prefix` (e.g. `setpriv ...`, which must exec it in place).
+    pub fn start_under(prefix: &[&str], args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut cmd = match prefix {
+            [] => Command::new(NETWATCH),
+            [p, rest @ ..] => {
+                let mut c = Command::new(p);
+                c.args(rest).arg(NETWATCH);
+                c
+            }
+        };
+        let mut child = cmd
             .args(args)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
