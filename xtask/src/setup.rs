@@ -24,6 +24,9 @@ pub const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("iproute2", "ip"), // `ip netns`
     ("python3", "python3"),
     ("procps", "ps"),
+    ("prometheus", "prometheus"), // the metrics test scrapes netwatch with it
+    ("prometheus", "promtool"),   // `promtool check metrics`
+    ("systemd", "systemd-analyze"), // deploy/netwatch.service is verified with it
 ];
 
 const TRACEFS: &str = "/sys/kernel/tracing";
