@@ -6,6 +6,7 @@
 
 mod bench;
 mod cmd;
+mod install;
 mod setup;
 mod storm;
 
@@ -31,6 +32,10 @@ commands:
   run [--] ARGS...   build, then run netwatch as root with ARGS (sudo when not root)
   test [--] ARGS...  fmt check, clippy, unprivileged tests, then the privileged tests
                      as root; ARGS go to the test binaries (e.g. a test name filter)
+  install [--prefix DIR]
+                     build, then install bin/netwatch, the man page netwatch(8) and
+                     bash/zsh/fish completions under DIR (default /usr/local; $DESTDIR
+                     is prepended)
   bench [--quick]    as root: overhead on nginx+wrk (vs bpftrace and strace), event
                      capacity, start-up and footprint; results in target/bench/
                      (`cargo xtask bench --help` for the options)
@@ -67,6 +72,13 @@ fn real_main() -> Result<ExitCode> {
             build(&root)?;
         }
         Some("run") => return Err(run(&root, &rest)),
+        Some("install") => {
+            let prefix = install::prefix(&to_strings(&rest)?)?;
+            let bin = build(&root)?;
+            for path in install::install(&bin, &prefix)? {
+                println!("xtask: installed {}", path.display());
+            }
+        }
         Some("test") => test(&rest)?,
         Some("bench") => return bench::main(&root, &to_strings(&rest)?),
         // Hidden: the failing-syscall generator the bench runs.
