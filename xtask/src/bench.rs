@@ -402,6 +402,9 @@ fn run_capacity(cfg: &capacity::Config, opts: &Options) -> Result<Vec<StormRun>>
                 t.kernel_count.map_or("?".to_owned(), |n| n.to_string())
             );
         }
+        if !r.foreign.is_empty() {
+            let _ = write!(line, "; other BPF users: {}", r.foreign.join(", "));
+        }
         println!("{line}");
     };
     let traced = Mode::Traced {
@@ -957,6 +960,16 @@ fn markdown(
                 fmt_spread(Spread::of(&other), 1),
             );
         }
+        let foreign = out
+            .capacity
+            .iter()
+            .filter(|r| !r.foreign.is_empty())
+            .count();
+        let _ = writeln!(
+            s,
+            "\nOther load: as above, during the storm's run. Storms started while another process held BPF programs: {foreign} of {}.",
+            out.capacity.len()
+        );
         let _ = writeln!(s, "\nOther traced storms (not in the ratios above):\n");
         let _ = writeln!(
             s,
