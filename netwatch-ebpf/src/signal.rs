@@ -50,12 +50,20 @@ fn try_signal_generate(ctx: &TracePointContext) -> Option<()> {
     };
     // Another process's cgroup is not known here: with --cgroup, only signals a task
     // raises on itself (every kernel-raised SIGPIPE) can be placed.
-    let placed = if to_self { maps::in_cgroup() } else { maps::CONFIG.load().cgroup_id == 0 };
+    let placed = if to_self {
+        maps::in_cgroup()
+    } else {
+        maps::CONFIG.load().cgroup_id == 0
+    };
     if !maps::watched(tgid) || !placed {
         return None;
     }
     // SAFETY: helper without preconditions.
-    let cgroup = if to_self { unsafe { aya_ebpf::helpers::generated::bpf_get_current_cgroup_id() } } else { 0 };
+    let cgroup = if to_self {
+        unsafe { aya_ebpf::helpers::generated::bpf_get_current_cgroup_id() }
+    } else {
+        0
+    };
     let handler = if to_self {
         kernel::current_sig_handler(sig).unwrap_or(HANDLER_UNKNOWN)
     } else {
