@@ -110,10 +110,10 @@ pub fn place(path: &str) -> Place {
     p
 }
 
-/// Cgroup id -> path, from walks of the hierarchy.
+/// Cgroup id -> where it is, from walks of the hierarchy (each path read once).
 pub struct Cgroups {
     root: Option<PathBuf>,
-    paths: HashMap<u64, String>,
+    places: HashMap<u64, Place>,
     last_scan: Option<Instant>,
 }
 
@@ -127,22 +127,22 @@ impl Cgroups {
     pub fn new() -> Self {
         Self {
             root: mount(),
-            paths: HashMap::new(),
+            places: HashMap::new(),
             last_scan: None,
         }
     }
 
     /// Where cgroup `id` is, if it can be found (0, or no hierarchy: None).
-    pub fn place(&mut self, id: u64) -> Option<Place> {
+    pub fn place(&mut self, id: u64) -> Option<&Place> {
         if id == 0 {
             return None;
         }
-        if !self.paths.contains_key(&id)
+        if !self.places.contains_key(&id)
             && self.last_scan.is_none_or(|t| t.elapsed() >= RESCAN_EVERY)
         {
             self.scan();
         }
-        self.paths.get(&id).map(|path| place(path))
+        self.places.get(&id)
     }
 
     fn scan(&mut self) {
@@ -150,8 +150,8 @@ impl Cgroups {
         let Some(root) = self.root.clone() else {
             return;
         };
-        if self.paths.len() >= MAX_CGROUPS {
-            self.paths.clear();
+        if self.places.len() >= MAX_CGROUPS {
+            self.places.clear();
         }
         let mut stack = vec![root.clone()];
         while let Some(dir) = stack.pop() {
@@ -162,8 +162,8 @@ impl Cgroups {
                 .strip_prefix(&root)
                 .map(|r| format!("/{}", r.display()))
                 .unwrap_or_default();
-            self.paths.insert(meta.ino(), rel);
-            if self.paths.len() >= MAX_CGROUPS {
+            self.places.entry(meta.ino()).or_insert_with(|| place(&rel));
+            if self.places.len() >= MAX_CGROUPS {
                 return;
             }
             let Ok(entries) = fs::read_dir(&dir) else {
@@ -239,6 +239,6 @@ mod tests {
             Err(CgroupError::NotFound { .. })
         ));
         let mut c = Cgroups::new();
-        assert_eq!(c.place(id).map(|p| p.path), Some("/".to_owned()));
+        assert_eq!(c.place(id).map(|p| p.path.as_str()), Some("/"));
     }
 }

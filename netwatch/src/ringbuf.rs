@@ -115,11 +115,6 @@ impl Lost {
         Ok(out)
     }
 
-    /// Total lost as of the last [`Lost::newly_lost`].
-    pub fn reported(&self) -> u64 {
-        self.reported
-    }
-
     /// Records lost since the last call (and the total), if any.
     pub fn newly_lost(&mut self) -> Result<Option<(u64, u64)>, RingBufError> {
         let total = self.total()?;

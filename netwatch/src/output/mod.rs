@@ -65,8 +65,8 @@ impl<W: Write> Printer<W> {
     pub fn event(&mut self, ev: &Event) -> io::Result<()> {
         let place = self.cgroups.place(ev.cgroup_id);
         match self.format {
-            Format::Text => text::event(&mut self.out, &self.clock, ev, place.as_ref()),
-            Format::Json => json::event(&mut self.out, &self.clock, ev, place.as_ref()),
+            Format::Text => text::event(&mut self.out, &self.clock, ev, place),
+            Format::Json => json::event(&mut self.out, &self.clock, ev, place),
         }
     }
 
