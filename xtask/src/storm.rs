@@ -424,7 +424,7 @@ fn storm_write(count: u64) -> Result<Outcome> {
     close_with_reset(accept(&l)?)?;
     consume_reset(&c)?;
     let fd = c.0;
-    let byte = [b'x'];
+    let byte = *b"x";
     timed_loop(Kind::Write, count, |_| {
         // SAFETY: byte is readable for its length.
         unsafe { libc::send(fd, byte.as_ptr().cast(), 1, libc::MSG_NOSIGNAL) }
