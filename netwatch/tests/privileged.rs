@@ -1713,6 +1713,9 @@ fn churn_of_short_lived_processes_keeps_memory_and_maps_flat() {
             v["kind"] == "exit" && v["pid"] == last
         });
         let rss = rss_kib(nw.pid());
+        let fds = fs::read_dir(format!("/proc/{}/fd", nw.pid()))
+            .unwrap()
+            .count();
         let (status, seen, stderr) = nw.stop();
         assert!(status.success(), "{stderr}");
         let end: Value = seen
@@ -1726,7 +1729,7 @@ fn churn_of_short_lived_processes_keeps_memory_and_maps_flat() {
             .count();
         let maps = &end["kernel_map_entries"];
         eprintln!(
-            "churn {n}: rss {rss} KiB, bind events {failures}, kernel map entries at the end {maps}"
+            "churn {n}: rss {rss} KiB, {fds} open fds, bind events {failures}, kernel map entries at the end {maps}"
         );
         // Every child's counts were read and deleted at its exit; only this test
         // process itself may still be watched.
@@ -1734,8 +1737,13 @@ fn churn_of_short_lived_processes_keeps_memory_and_maps_flat() {
         assert!(maps["watched"].as_u64().unwrap() <= 1, "{end}");
         assert_eq!(end["lossy"], false, "{end}");
         assert_eq!(failures, n, "one bind failure per child");
-        figures.push(rss);
+        figures.push((rss, fds));
     }
+    assert_eq!(
+        figures[0].1, figures[1].1,
+        "netwatch's open fds grew with churn (fd leak)"
+    );
+    let figures: Vec<u64> = figures.iter().map(|(rss, _)| *rss).collect();
     assert!(
         figures[1] <= figures[0] + 1024,
         "RSS grew from {} KiB (1k processes) to {} KiB (20k processes)",
@@ -2076,5 +2084,45 @@ fn without_cap_sys_ptrace_a_port_holder_is_not_guessed() {
             .contains("needs CAP_SYS_PTRACE"),
         "{d}"
     );
+    nw.finish();
+}
+
+#[test]
+fn a_non_blocking_connect_that_fails_later_is_caught() {
+    require_root();
+    let mut nw = Netwatch::start(&["-j"]);
+    let mut actor = Actor::spawn(
+        r#"
+import select
+s = socket.socket(); s.setblocking(False)
+try:
+    s.connect(("127.0.0.1", 1))
+    say(first=0)
+except BlockingIOError as e:
+    say(first=e.errno)
+except OSError as e:
+    say(first=e.errno)
+select.select([], [s], [], 5)
+say(later=s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR))
+"#,
+    );
+    assert_eq!(actor.read("first"), "115", "EINPROGRESS");
+    assert_eq!(
+        actor.read("later"),
+        "111",
+        "ECONNREFUSED reported on the socket"
+    );
+    let pid = actor.pid();
+    assert!(actor.wait().success());
+    let v = nw.wait_json("the asynchronous failure", |v| {
+        v["kind"] == "connect" && v["pid"] == pid
+    });
+    assert_eq!(v["error"], "ECONNREFUSED");
+    assert_eq!(v["after_einprogress"], true);
+    assert_eq!(
+        v["comm"], "python3",
+        "attributed to the socket's owner, not to softirq's pid"
+    );
+    assert_eq!(v["addr"]["port"], 1);
     nw.finish();
 }
