@@ -17,6 +17,7 @@ mod signal;
 mod sockaddr;
 mod sockio;
 mod syscalls;
+mod tp;
 
 #[cfg(not(test))]
 #[panic_handler]

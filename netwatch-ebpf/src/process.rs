@@ -7,23 +7,15 @@ use aya_ebpf::{
     programs::{RawTracePointContext, TracePointContext},
 };
 use netwatch_common::{
-    ABSENT, EventKind,
+    EventKind,
     process::{EXIT_CODE_UNKNOWN, ExecEvent, ExitEvent, ForkEvent},
 };
 
 use crate::{
     emit, kernel,
     maps::{self, CONFIG, TP_LAYOUT, WATCHED},
+    tp::field,
 };
-
-#[inline(always)]
-fn field<T>(ctx: &TracePointContext, off: u32) -> Option<T> {
-    if off == ABSENT {
-        return None;
-    }
-    // SAFETY: bpf_probe_read_kernel checks the address.
-    unsafe { ctx.read_at::<T>(off as usize) }.ok()
-}
 
 #[tracepoint(category = "sched", name = "sched_process_exit")]
 pub fn sched_process_exit(ctx: TracePointContext) -> u32 {

@@ -13,6 +13,7 @@ use netwatch_common::{
 use crate::{
     emit, kernel,
     maps::{self, TP_LAYOUT, owner},
+    tp::field,
 };
 
 #[tracepoint(category = "tcp", name = "tcp_receive_reset")]
@@ -28,15 +29,6 @@ pub fn tcp_send_reset(ctx: TracePointContext) -> u32 {
 }
 
 /// Read a field of the tracepoint record at a load-time offset.
-#[inline(always)]
-fn field<T>(ctx: &TracePointContext, off: u32) -> Option<T> {
-    if off == ABSENT {
-        return None;
-    }
-    // SAFETY: bpf_probe_read_kernel checks the address.
-    unsafe { ctx.read_at::<T>(off as usize) }.ok()
-}
-
 /// A `struct sockaddr_in`/`sockaddr_in6` as tcp_send_reset stores it (28 bytes).
 #[inline(always)]
 fn sockaddr(raw: &[u8; 28], out: &mut SockAddr) {

@@ -6,23 +6,15 @@ use aya_ebpf::{
     helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::TracePointContext,
 };
 use netwatch_common::{
-    ABSENT, EventKind,
+    EventKind,
     signal::{HANDLER_UNKNOWN, SignalEvent, is_traced},
 };
 
 use crate::{
     emit, kernel,
     maps::{self, TP_LAYOUT},
+    tp::field,
 };
-
-#[inline(always)]
-fn field<T>(ctx: &TracePointContext, off: u32) -> Option<T> {
-    if off == ABSENT {
-        return None;
-    }
-    // SAFETY: bpf_probe_read_kernel checks the address.
-    unsafe { ctx.read_at::<T>(off as usize) }.ok()
-}
 
 #[tracepoint(category = "signal", name = "signal_generate")]
 pub fn signal_generate(ctx: TracePointContext) -> u32 {

@@ -1903,18 +1903,6 @@ fn a_metrics_port_in_use_stops_netwatch_with_the_reason() {
 // Containers: cgroup attribution and the --cgroup filter.
 // ---------------------------------------------------------------------------------
 
-/// Where cgroup v2 is mounted (/sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid hosts).
-fn cgroup2_mount() -> std::path::PathBuf {
-    let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
-    info.lines()
-        .find_map(|l| {
-            let (left, right) = l.split_once(" - ")?;
-            (right.split_whitespace().next()? == "cgroup2")
-                .then(|| left.split_whitespace().nth(4).unwrap().into())
-        })
-        .expect("a cgroup v2 hierarchy")
-}
-
 /// A cgroup of the test's own, removed on drop (after its processes are gone).
 struct TestCgroup {
     dir: std::path::PathBuf,
@@ -1924,7 +1912,9 @@ struct TestCgroup {
 impl TestCgroup {
     fn new() -> Self {
         let name = format!("netwatch-test-{}", std::process::id());
-        let dir = cgroup2_mount().join(&name);
+        let dir = netwatch::cgroup::mount()
+            .expect("a cgroup v2 hierarchy")
+            .join(&name);
         let _ = fs::remove_dir(&dir);
         fs::create_dir(&dir).unwrap();
         Self { dir, name }
