@@ -7,7 +7,7 @@ use aya_ebpf::{
     programs::RawTracePointContext,
 };
 use netwatch_common::{
-    EventKind, FAMILY_CONNECT,
+    AF_INET, AF_INET6, EventKind, FAMILY_CONNECT,
     connect::{CONNECT_ERROR_REPORT, CONNECT_SYSCALL, ConnectEvent},
 };
 
@@ -44,6 +44,15 @@ pub fn exit(ret: i64, args: &SyscallArgs) -> Option<()> {
         kernel::Fd::Socket(sk) => sk,
         _ => 0,
     };
+    // Addresses and ports only: a unix-domain connect failing with ENOENT is a
+    // name-service lookup (nscd, systemd userdb) on every host, not a network error.
+    let family = match what {
+        kernel::Fd::Socket(sk) => kernel::family(sk),
+        _ => sockaddr::user_family(args.arg(1), args.arg(2)),
+    };
+    if family != AF_INET && family != AF_INET6 {
+        return None;
+    }
     // Every connect attempt names the socket's owner, for resets and later errors.
     set_owner(sk, pid_tgid, comm);
     // An error already reported on this socket (see PENDING_ERR).

@@ -127,6 +127,12 @@ pub fn fill_sock(sk: u64, info: &mut SockInfo) {
     }
 }
 
+/// `sk->sk_family` (AF_INET, AF_INET6, AF_UNIX...), 0 when unknown.
+#[inline(always)]
+pub fn family(sk: u64) -> u16 {
+    offsets().and_then(|k| read(sk, k.sk_family)).unwrap_or(0)
+}
+
 /// `sk->sk_type` (SOCK_STREAM, SOCK_DGRAM...), 0 when unknown.
 #[inline(always)]
 pub fn sock_type(sk: u64) -> u16 {

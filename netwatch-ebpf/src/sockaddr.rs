@@ -33,3 +33,14 @@ pub fn read_user(ptr: u64, len: u64, out: &mut SockAddr) {
         _ => out.port = 0,
     }
 }
+
+/// The family of the sockaddr at user address `ptr` of length `len`, 0 when unreadable.
+#[inline(always)]
+pub fn user_family(ptr: u64, len: u64) -> u16 {
+    let mut raw = [0u8; 2];
+    // SAFETY: the helper checks the user address.
+    if len < 2 || unsafe { bpf_probe_read_user_buf(ptr as *const u8, &mut raw) }.is_err() {
+        return 0;
+    }
+    u16::from_ne_bytes(raw)
+}
