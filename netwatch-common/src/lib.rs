@@ -254,6 +254,12 @@ const _: () = assert!(core::mem::size_of::<TpLayout>() == 56);
 /// A field the running kernel's tracepoint record does not have.
 pub const ABSENT: u32 = u32::MAX;
 
+/// Offsets in every `syscalls:sys_exit_*` record (`struct syscall_trace_exit`): the
+/// syscall number (int) and the return value (long). The loader checks them against
+/// tracefs.
+pub const SYS_EXIT_NR_OFFSET: u32 = 8;
+pub const SYS_EXIT_RET_OFFSET: u32 = 16;
+
 impl TpLayout {
     pub const UNKNOWN: Self = Self {
         rr_skaddr: ABSENT,

@@ -1,19 +1,30 @@
 //! `bind(2)`: every failure, and successes (the daemon needs them to know a failed
 //! bind was recovered).
 
-use aya_ebpf::helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid};
+use aya_ebpf::{
+    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid},
+    macros::tracepoint,
+    programs::TracePointContext,
+};
 use netwatch_common::{EventKind, FAMILY_BIND, bind::BindEvent};
 
 use crate::{
     emit, kernel,
     maps::{self, set_owner},
     regs::SyscallArgs,
-    sockaddr,
+    sockaddr, syscalls,
 };
 
-/// bind(2) returned `ret` (see `syscalls.rs`).
+#[tracepoint(category = "syscalls", name = "sys_exit_bind")]
+pub fn sys_exit_bind(ctx: TracePointContext) -> u32 {
+    let ret = syscalls::ret(&ctx);
+    let _ = SyscallArgs::current().and_then(|args| exit(ret, &args));
+    0
+}
+
+/// bind(2) returned `ret`.
 #[inline(always)]
-pub fn exit(ret: i64, args: &SyscallArgs) -> Option<()> {
+fn exit(ret: i64, args: &SyscallArgs) -> Option<()> {
     let pid_tgid = bpf_get_current_pid_tgid();
     if !maps::selected((pid_tgid >> 32) as u32) {
         return None;

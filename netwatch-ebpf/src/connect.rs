@@ -3,8 +3,8 @@
 
 use aya_ebpf::{
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid},
-    macros::raw_tracepoint,
-    programs::RawTracePointContext,
+    macros::{raw_tracepoint, tracepoint},
+    programs::{RawTracePointContext, TracePointContext},
 };
 use netwatch_common::{
     AF_INET, AF_INET6, EventKind, FAMILY_CONNECT,
@@ -15,7 +15,7 @@ use crate::{
     emit, kernel,
     maps::{self, CONFIG, CONNECTING, PENDING_ERR, owner, set_owner},
     regs::SyscallArgs,
-    sockaddr,
+    sockaddr, syscalls,
 };
 
 const EINTR: i64 = 4;
@@ -29,9 +29,16 @@ const ECONNREFUSED: i32 = 111;
 const EHOSTDOWN: i32 = 112;
 const EHOSTUNREACH: i32 = 113;
 
-/// connect(2) returned `ret` (see `syscalls.rs`).
+#[tracepoint(category = "syscalls", name = "sys_exit_connect")]
+pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
+    let ret = syscalls::ret(&ctx);
+    let _ = SyscallArgs::current().and_then(|args| exit(ret, &args));
+    0
+}
+
+/// connect(2) returned `ret`.
 #[inline(always)]
-pub fn exit(ret: i64, args: &SyscallArgs) -> Option<()> {
+fn exit(ret: i64, args: &SyscallArgs) -> Option<()> {
     let pid_tgid = bpf_get_current_pid_tgid();
     if !maps::selected((pid_tgid >> 32) as u32) {
         return None;

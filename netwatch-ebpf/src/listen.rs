@@ -1,18 +1,42 @@
 //! Successful `listen(2)` (queued: the daemon learns a bind was recovered) and
 //! `accept(2)`/`accept4(2)` (not queued: they only record the new socket's owner).
 
-use aya_ebpf::helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid};
+use aya_ebpf::{
+    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid},
+    macros::tracepoint,
+    programs::TracePointContext,
+};
 use netwatch_common::{EventKind, Syscall, listen::ListenEvent};
 
 use crate::{
     emit, kernel,
     maps::{self, set_owner},
     regs::SyscallArgs,
+    syscalls,
 };
 
-/// listen(2) returned `ret` (see `syscalls.rs`).
+#[tracepoint(category = "syscalls", name = "sys_exit_listen")]
+pub fn sys_exit_listen(ctx: TracePointContext) -> u32 {
+    let ret = syscalls::ret(&ctx);
+    let _ = SyscallArgs::current().and_then(|args| exit(ret, &args));
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_accept")]
+pub fn sys_exit_accept(ctx: TracePointContext) -> u32 {
+    let _ = accepted(syscalls::ret(&ctx));
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_accept4")]
+pub fn sys_exit_accept4(ctx: TracePointContext) -> u32 {
+    let _ = accepted(syscalls::ret(&ctx));
+    0
+}
+
+/// listen(2) returned `ret`.
 #[inline(always)]
-pub fn exit(ret: i64, args: &SyscallArgs) -> Option<()> {
+fn exit(ret: i64, args: &SyscallArgs) -> Option<()> {
     if ret != 0 {
         return None;
     }
@@ -40,7 +64,7 @@ pub fn exit(ret: i64, args: &SyscallArgs) -> Option<()> {
 /// accept(2)/accept4(2) returned `ret`: the accepted connection's fd. Remember who
 /// owns it.
 #[inline(always)]
-pub fn accepted(ret: i64) -> Option<()> {
+fn accepted(ret: i64) -> Option<()> {
     if ret < 0 {
         return None;
     }

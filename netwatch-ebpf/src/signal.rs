@@ -13,8 +13,11 @@ use netwatch_common::{
 use crate::{
     emit, kernel,
     maps::{self, TP_LAYOUT},
+    sockio,
     tp::field,
 };
+
+const SIGPIPE: i32 = 13;
 
 #[tracepoint(category = "signal", name = "signal_generate")]
 pub fn signal_generate(ctx: TracePointContext) -> u32 {
@@ -62,16 +65,20 @@ fn try_signal_generate(ctx: &TracePointContext) -> Option<()> {
         HANDLER_UNKNOWN
     };
     let target_comm: [u8; 16] = field(ctx, l.sg_comm).unwrap_or([0; 16]);
-    let mut slot = emit::reserve::<SignalEvent>(EventKind::Signal)?;
-    let ev = slot.zeroed();
-    ev.header = emit::header_for(EventKind::Signal, tgid, target as u32, target_comm, cgroup);
-    ev.handler = handler;
-    ev.target_tid = target;
-    ev.sig = sig;
-    ev.code = field(ctx, l.sg_code).unwrap_or(0);
-    ev.result = field(ctx, l.sg_result).unwrap_or(-1);
-    ev.group = field::<i32>(ctx, l.sg_group).unwrap_or(0) as u32;
-    ev.target_comm = target_comm;
-    slot.submit();
+    if let Some(mut slot) = emit::reserve::<SignalEvent>(EventKind::Signal) {
+        let ev = slot.zeroed();
+        ev.header = emit::header_for(EventKind::Signal, tgid, target as u32, target_comm, cgroup);
+        ev.handler = handler;
+        ev.target_tid = target;
+        ev.sig = sig;
+        ev.code = field(ctx, l.sg_code).unwrap_or(0);
+        ev.result = field(ctx, l.sg_result).unwrap_or(-1);
+        ev.group = field::<i32>(ctx, l.sg_group).unwrap_or(0) as u32;
+        ev.target_comm = target_comm;
+        slot.submit();
+    }
+    if sig == SIGPIPE && to_self {
+        sockio::pipe_epipe(pid_tgid);
+    }
     Some(())
 }

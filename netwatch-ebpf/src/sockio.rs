@@ -1,8 +1,27 @@
 //! Errors of the send family (write, writev, pwritev, pwritev2, sendto, sendmsg,
 //! sendmmsg, sendfile64, splice) and the receive family (read, readv, recvfrom,
-//! recvmsg, recvmmsg).
+//! recvmsg, recvmmsg) on sockets, and EPIPE on pipes.
+//!
+//! Calls that make one socket operation (write, read, send, recv and their vector
+//! forms): raw tracepoints `sock_send_length` and `sock_recv_length` (net/socket.c),
+//! which every socket send and receive passes with the protocol's result. They run for
+//! socket I/O only, not for every syscall of the host, and hand over the `struct sock`
+//! itself: no fd walk. The syscall and the fd come from the task's saved registers, on
+//! failures only.
+//!
+//! Calls that make several (sendfile64, splice, sendmmsg, recvmmsg) return a partial
+//! count when a later operation fails, and the error is not the caller's: they are
+//! traced at their own exits, `syscalls:sys_exit_*`, where the result is the caller's.
+//!
+//! Pipes: a write to a pipe without readers raises SIGPIPE on the writer before it
+//! returns EPIPE (fs/pipe.c), ignored or not; `signal.rs` reports that EPIPE through
+//! [`pipe_epipe`].
 
-use aya_ebpf::helpers::bpf_get_current_pid_tgid;
+use aya_ebpf::{
+    helpers::bpf_get_current_pid_tgid,
+    macros::{raw_tracepoint, tracepoint},
+    programs::{RawTracePointContext, TracePointContext},
+};
 use netwatch_common::{
     EventKind, FAMILY_RECV, FAMILY_SEND, FAMILY_SENDFILE, Syscall, sockio::SockIoEvent,
 };
@@ -11,64 +30,129 @@ use crate::{
     emit, kernel,
     maps::{self, set_owner},
     regs::SyscallArgs,
+    syscalls,
 };
 
-const EINTR: i64 = 4;
-const EAGAIN: i64 = 11;
+const EINTR: i32 = 4;
+const EAGAIN: i32 = 11;
 const EPIPE: i32 = 32;
 /// ERESTARTSYS and friends (include/linux/errno.h) never reach user space.
-const ERESTART_FIRST: i64 = 512;
+const ERESTART_FIRST: i32 = 512;
 
-/// Syscalls that take any fd: on a file or pipe their errors are not netwatch's
-/// business, except EPIPE (the SIGPIPE story is the same on a pipe).
-#[inline(always)]
-fn any_fd(syscall: Syscall) -> bool {
-    matches!(
-        syscall,
-        Syscall::Write
-            | Syscall::Writev
-            | Syscall::Pwritev
-            | Syscall::Pwritev2
-            | Syscall::Sendfile64
-            | Syscall::Splice
-            | Syscall::Read
-            | Syscall::Readv
-    )
+/// `sock_send_length(struct sock *sk, int ret, int flags)`, after the protocol's
+/// sendmsg.
+#[raw_tracepoint(tracepoint = "sock_send_length")]
+pub fn sock_send_length(ctx: RawTracePointContext) -> i32 {
+    let ret = ctx.arg::<u64>(1) as i32;
+    if ret < 0 {
+        let _ = failed(&ctx, ret);
+    }
+    0
 }
 
-/// A send- or receive-family syscall returned `ret` (see `syscalls.rs`).
+/// `sock_recv_length(struct sock *sk, int ret, int flags)`, after the protocol's
+/// recvmsg.
+#[raw_tracepoint(tracepoint = "sock_recv_length")]
+pub fn sock_recv_length(ctx: RawTracePointContext) -> i32 {
+    let ret = ctx.arg::<u64>(1) as i32;
+    if ret < 0 {
+        let _ = failed(&ctx, ret);
+    }
+    0
+}
+
+/// A socket send or receive failed with `ret`.
 #[inline(always)]
-pub fn exit(ret: i64, args: &SyscallArgs, syscall: Syscall) -> Option<()> {
-    // Success, "try again", and interrupted calls are not failures.
-    if ret >= 0 || ret == -EAGAIN || ret == -EINTR || ret <= -ERESTART_FIRST {
+fn failed(ctx: &RawTracePointContext, ret: i32) -> Option<()> {
+    let errno = -ret;
+    // "Try again" and interrupted calls are not failures.
+    if errno == EAGAIN || errno == EINTR || errno >= ERESTART_FIRST {
         return None;
     }
     let pid_tgid = bpf_get_current_pid_tgid();
     if !maps::selected((pid_tgid >> 32) as u32) {
         return None;
     }
-    // splice(fd_in, off_in, fd_out, off_out, len, flags): the socket being written
-    // is fd_out. Every other call here takes its socket first.
-    let fd = if matches!(syscall, Syscall::Splice) {
-        args.arg(2)
-    } else {
-        args.arg(0)
-    } as i32;
-    let errno = -ret as i32;
+    // Which syscall: I/O the kernel does on its own behalf, or submitted through
+    // io_uring, has none of these numbers and is not a process's failure to report.
+    let args = SyscallArgs::current()?;
+    let syscall = syscalls::sockio(args.nr()).filter(|s| !several(*s))?;
+    let sk: u64 = ctx.arg(0);
+    let header = emit::header(EventKind::SockIo, pid_tgid);
+    set_owner(sk, pid_tgid, header.comm);
+    maps::count((pid_tgid >> 32) as u32, errno, family(syscall));
+    let mut slot = emit::reserve::<SockIoEvent>(EventKind::SockIo)?;
+    let ev = slot.zeroed();
+    ev.header = header;
+    ev.errno = errno;
+    ev.fd = fd(&args, syscall);
+    ev.syscall = syscall as u32;
+    kernel::fill_sock(sk, &mut ev.sock);
+    slot.submit();
+    Some(())
+}
+
+/// Whether `syscall` may make several socket operations (see the module's comment).
+#[inline(always)]
+fn several(syscall: Syscall) -> bool {
+    matches!(
+        syscall,
+        Syscall::Sendfile64 | Syscall::Splice | Syscall::Sendmmsg | Syscall::Recvmmsg
+    )
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_sendfile64")]
+pub fn sys_exit_sendfile64(ctx: TracePointContext) -> u32 {
+    exited(&ctx, Syscall::Sendfile64)
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_splice")]
+pub fn sys_exit_splice(ctx: TracePointContext) -> u32 {
+    exited(&ctx, Syscall::Splice)
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_sendmmsg")]
+pub fn sys_exit_sendmmsg(ctx: TracePointContext) -> u32 {
+    exited(&ctx, Syscall::Sendmmsg)
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_recvmmsg")]
+pub fn sys_exit_recvmmsg(ctx: TracePointContext) -> u32 {
+    exited(&ctx, Syscall::Recvmmsg)
+}
+
+#[inline(always)]
+fn exited(ctx: &TracePointContext, syscall: Syscall) -> u32 {
+    let ret = syscalls::ret(ctx);
+    if ret < 0 && ret > -(ERESTART_FIRST as i64) {
+        let _ = exit(-ret as i32, syscall);
+    }
+    0
+}
+
+/// A syscall that may make several socket operations failed with `errno`.
+#[inline(always)]
+fn exit(errno: i32, syscall: Syscall) -> Option<()> {
+    if errno == EAGAIN || errno == EINTR {
+        return None;
+    }
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if !maps::selected((pid_tgid >> 32) as u32) {
+        return None;
+    }
+    let args = SyscallArgs::current()?;
+    let fd = fd(&args, syscall);
     let what = kernel::fd_lookup(fd);
-    if any_fd(syscall) && matches!(what, kernel::Fd::Other) && errno != EPIPE {
+    // On a file or pipe, only EPIPE is netwatch's business (SIGPIPE is the same story
+    // on a pipe).
+    if matches!(what, kernel::Fd::Other) && errno != EPIPE {
         return None;
     }
     let header = emit::header(EventKind::SockIo, pid_tgid);
     if let kernel::Fd::Socket(sk) = what {
         set_owner(sk, pid_tgid, header.comm);
     }
-    let family = match syscall {
-        Syscall::Sendfile64 => FAMILY_SENDFILE,
-        s if s.is_send() => FAMILY_SEND,
-        _ => FAMILY_RECV,
-    };
-    maps::count((pid_tgid >> 32) as u32, errno, family);
+    maps::count((pid_tgid >> 32) as u32, errno, family(syscall));
     let mut slot = emit::reserve::<SockIoEvent>(EventKind::SockIo)?;
     let ev = slot.zeroed();
     ev.header = header;
@@ -78,4 +162,49 @@ pub fn exit(ret: i64, args: &SyscallArgs, syscall: Syscall) -> Option<()> {
     kernel::fill_fd(&what, &mut ev.sock);
     slot.submit();
     Some(())
+}
+
+/// The current task raised SIGPIPE on itself: if it is writing to a pipe (not a
+/// socket: sockets are reported above), report that write's EPIPE.
+#[inline(always)]
+pub fn pipe_epipe(pid_tgid: u64) -> Option<()> {
+    let args = SyscallArgs::current()?;
+    // sendfile64 and splice report pipes at their exits.
+    let syscall = syscalls::sockio(args.nr()).filter(|s| s.is_send() && !several(*s))?;
+    let fd = fd(&args, syscall);
+    // Without BTF a socket cannot be told from a pipe: leave it to the socket path.
+    let what = kernel::fd_lookup(fd);
+    if !matches!(what, kernel::Fd::Other) {
+        return None;
+    }
+    maps::count((pid_tgid >> 32) as u32, EPIPE, family(syscall));
+    let mut slot = emit::reserve::<SockIoEvent>(EventKind::SockIo)?;
+    let ev = slot.zeroed();
+    ev.header = emit::header(EventKind::SockIo, pid_tgid);
+    ev.errno = EPIPE;
+    ev.fd = fd;
+    ev.syscall = syscall as u32;
+    kernel::fill_fd(&what, &mut ev.sock);
+    slot.submit();
+    Some(())
+}
+
+/// The fd written or read: splice(fd_in, off_in, fd_out, ...) writes `fd_out`;
+/// every other call here takes its fd first.
+#[inline(always)]
+fn fd(args: &SyscallArgs, syscall: Syscall) -> i32 {
+    (if matches!(syscall, Syscall::Splice) {
+        args.arg(2)
+    } else {
+        args.arg(0)
+    }) as i32
+}
+
+#[inline(always)]
+fn family(syscall: Syscall) -> usize {
+    match syscall {
+        Syscall::Sendfile64 => FAMILY_SENDFILE,
+        s if s.is_send() => FAMILY_SEND,
+        _ => FAMILY_RECV,
+    }
 }

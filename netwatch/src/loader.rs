@@ -14,7 +14,7 @@ use aya::{
 };
 use netwatch_common::{
     ABSENT, CONFIG_GLOBAL, Config, EVENTS_MAP, KERNEL_OFFSETS_GLOBAL, KernelOffsets,
-    TP_LAYOUT_GLOBAL, TpLayout, WATCHED_MAP,
+    SYS_EXIT_NR_OFFSET, SYS_EXIT_RET_OFFSET, TP_LAYOUT_GLOBAL, TpLayout, WATCHED_MAP,
 };
 
 use crate::{
@@ -46,12 +46,66 @@ pub struct Program {
 
 /// Every program, and the sources it feeds.
 pub const PROGRAMS: &[Program] = &[
-    // bind, connect, listen and the send and receive families (see netwatch-ebpf's
-    // syscalls.rs: one raw tracepoint on sys_exit dispatching on the syscall number).
+    // The exits of five syscalls, one classic tracepoint each: a program on the
+    // generic sys_exit would run at every syscall of the host (netwatch-ebpf's
+    // syscalls.rs).
     Program {
-        name: "sys_exit",
-        source: "syscalls",
-        hook: Hook::Raw("sys_exit"),
+        name: "sys_exit_bind",
+        source: "bind",
+        hook: Hook::Tracepoint("syscalls", "sys_exit_bind"),
+    },
+    Program {
+        name: "sys_exit_listen",
+        source: "listen",
+        hook: Hook::Tracepoint("syscalls", "sys_exit_listen"),
+    },
+    Program {
+        name: "sys_exit_accept",
+        source: "listen",
+        hook: Hook::Tracepoint("syscalls", "sys_exit_accept"),
+    },
+    Program {
+        name: "sys_exit_accept4",
+        source: "listen",
+        hook: Hook::Tracepoint("syscalls", "sys_exit_accept4"),
+    },
+    Program {
+        name: "sys_exit_connect",
+        source: "connect",
+        hook: Hook::Tracepoint("syscalls", "sys_exit_connect"),
+    },
+    // Socket sends and receives, below the syscall: they run for socket I/O only;
+    // the calls that make several socket operations, at their exits (netwatch-ebpf's
+    // sockio.rs).
+    Program {
+        name: "sock_send_length",
+        source: "sockio",
+        hook: Hook::Raw("sock_send_length"),
+    },
+    Program {
+        name: "sock_recv_length",
+        source: "sockio",
+        hook: Hook::Raw("sock_recv_length"),
+    },
+    Program {
+        name: "sys_exit_sendfile64",
+        source: "sockio",
+        hook: Hook::Tracepoint("syscalls", "sys_exit_sendfile64"),
+    },
+    Program {
+        name: "sys_exit_splice",
+        source: "sockio",
+        hook: Hook::Tracepoint("syscalls", "sys_exit_splice"),
+    },
+    Program {
+        name: "sys_exit_sendmmsg",
+        source: "sockio",
+        hook: Hook::Tracepoint("syscalls", "sys_exit_sendmmsg"),
+    },
+    Program {
+        name: "sys_exit_recvmmsg",
+        source: "sockio",
+        hook: Hook::Tracepoint("syscalls", "sys_exit_recvmmsg"),
     },
     Program {
         name: "inet_sk_error_report",
@@ -89,6 +143,27 @@ pub const PROGRAMS: &[Program] = &[
         hook: Hook::Tracepoint("sched", "sched_process_exec"),
     },
 ];
+
+/// Raw tracepoints that are also tracefs events (category): on a kernel without the
+/// event (sock_send_length and sock_recv_length are from Linux 6.3), only their
+/// source is switched off, with a warning.
+const RAW_IN_TRACEFS: &[(&str, &str)] = &[
+    ("sock_send_length", "sock"),
+    ("sock_recv_length", "sock"),
+    ("inet_sk_error_report", "sock"),
+    ("sched_process_fork", "sched"),
+];
+
+/// Whether `syscalls:NAME` has the record layout the programs read directly
+/// (`SYS_EXIT_NR_OFFSET`, `SYS_EXIT_RET_OFFSET`).
+fn sys_exit_layout_ok(tracefs: &Tracefs, name: &str) -> bool {
+    tracefs.format("syscalls", name).is_ok_and(|f| {
+        f.field("__syscall_nr")
+            .is_ok_and(|x| x.offset == SYS_EXIT_NR_OFFSET)
+            && f.field("ret")
+                .is_ok_and(|x| x.offset == SYS_EXIT_RET_OFFSET && x.size == 8)
+    })
+}
 
 /// Programs that read kernel structs at BTF-derived offsets and do nothing without.
 const NEEDS_OFFSETS: &[&str] = &["inet_sk_error_report", "sched_process_fork"];
@@ -227,14 +302,19 @@ pub fn load(opts: &Options) -> Result<Tracer, LoadError> {
             Hook::Tracepoint(c, n) => !tracefs.has(c, n),
             // Already said when BTF is unavailable.
             Hook::Raw(_) if offsets.valid == 0 && NEEDS_OFFSETS.contains(&p.name) => continue,
-            Hook::Raw(_) => false,
+            // A raw tracepoint is there when its tracefs event is.
+            Hook::Raw(n) => RAW_IN_TRACEFS
+                .iter()
+                .find(|(name, _)| *name == n)
+                .is_some_and(|(_, category)| !tracefs.has(category, n)),
         };
-        let unusable = match p.name {
-            "tcp_receive_reset" => layout.rr_skaddr == ABSENT,
-            "tcp_send_reset" => layout.sr_skaddr == ABSENT || layout.sr_saddr == ABSENT,
-            "signal_generate" => layout.sg_sig == ABSENT || layout.sg_pid == ABSENT,
-            _ => false,
-        };
+        let unusable = matches!(p.hook, Hook::Tracepoint("syscalls", n) if !sys_exit_layout_ok(&tracefs, n))
+            || match p.name {
+                "tcp_receive_reset" => layout.rr_skaddr == ABSENT,
+                "tcp_send_reset" => layout.sr_skaddr == ABSENT || layout.sr_saddr == ABSENT,
+                "signal_generate" => layout.sg_sig == ABSENT || layout.sg_pid == ABSENT,
+                _ => false,
+            };
         if missing {
             disabled.push(format!(
                 "{}: {} does not exist on this kernel",

@@ -477,6 +477,49 @@ fn peer_reset_gives_econnreset_then_epipe_and_the_reset_goes_to_the_socket_owner
 }
 
 #[test]
+fn epipe_on_a_pipe_is_reported_once_per_call() {
+    require_root();
+    let mut nw = Netwatch::start(&["-j"]);
+    let mut writer = Actor::spawn(
+        r#"
+import signal
+signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+r, w = os.pipe()
+os.close(r)
+say(fd=w)
+for call in (lambda: os.write(w, b"x"), lambda: os.writev(w, [b"x"])):
+    try:
+        call()
+        say(err=0)
+    except OSError as e:
+        say(err=e.errno)
+"#,
+    );
+    let fd = writer.read("fd");
+    assert_eq!(writer.read("err"), "32");
+    assert_eq!(writer.read("err"), "32");
+    let pid = writer.pid();
+    assert!(writer.wait().success());
+    nw.wait_json("the writer's exit", |v| {
+        v["kind"] == "exit" && v["pid"] == pid
+    });
+    nw.settle(Duration::from_millis(200));
+    let sends: Vec<Value> = nw
+        .json_seen()
+        .into_iter()
+        .filter(|v| v["kind"] == "send" && v["pid"] == pid)
+        .collect();
+    let calls: Vec<&str> = sends.iter().filter_map(|v| v["syscall"].as_str()).collect();
+    assert_eq!(calls, ["write", "writev"], "{sends:?}");
+    for v in &sends {
+        assert_eq!(v["error"], "EPIPE");
+        assert_eq!(v["fd"].to_string(), fd);
+        assert_eq!(v["sock"]["proto"], "none", "a pipe, not a socket: {v}");
+    }
+    nw.finish();
+}
+
+#[test]
 fn sendfile_to_a_client_that_left_mid_transfer_is_epipe() {
     require_root();
     let mut nw = Netwatch::start(&["-j"]);
