@@ -22,14 +22,9 @@ pub fn sys_exit_listen(ctx: TracePointContext) -> u32 {
     0
 }
 
-#[tracepoint(category = "syscalls", name = "sys_exit_accept")]
+/// `syscalls:sys_exit_accept` and `_accept4` (attached to both).
+#[tracepoint]
 pub fn sys_exit_accept(ctx: TracePointContext) -> u32 {
-    let _ = accepted(syscalls::ret(&ctx));
-    0
-}
-
-#[tracepoint(category = "syscalls", name = "sys_exit_accept4")]
-pub fn sys_exit_accept4(ctx: TracePointContext) -> u32 {
     let _ = accepted(syscalls::ret(&ctx));
     0
 }

@@ -39,21 +39,10 @@ const EPIPE: i32 = 32;
 /// ERESTARTSYS and friends (include/linux/errno.h) never reach user space.
 const ERESTART_FIRST: i32 = 512;
 
-/// `sock_send_length(struct sock *sk, int ret, int flags)`, after the protocol's
-/// sendmsg.
-#[raw_tracepoint(tracepoint = "sock_send_length")]
-pub fn sock_send_length(ctx: RawTracePointContext) -> i32 {
-    let ret = ctx.arg::<u64>(1) as i32;
-    if ret < 0 {
-        let _ = failed(&ctx, ret);
-    }
-    0
-}
-
-/// `sock_recv_length(struct sock *sk, int ret, int flags)`, after the protocol's
-/// recvmsg.
-#[raw_tracepoint(tracepoint = "sock_recv_length")]
-pub fn sock_recv_length(ctx: RawTracePointContext) -> i32 {
+/// `sock_send_length` and `sock_recv_length` (attached to both):
+/// `(struct sock *sk, int ret, int flags)`, after the protocol's sendmsg or recvmsg.
+#[raw_tracepoint]
+pub fn sock_length(ctx: RawTracePointContext) -> i32 {
     let ret = ctx.arg::<u64>(1) as i32;
     if ret < 0 {
         let _ = failed(&ctx, ret);
@@ -101,30 +90,15 @@ fn several(syscall: Syscall) -> bool {
     )
 }
 
-#[tracepoint(category = "syscalls", name = "sys_exit_sendfile64")]
-pub fn sys_exit_sendfile64(ctx: TracePointContext) -> u32 {
-    exited(&ctx, Syscall::Sendfile64)
-}
-
-#[tracepoint(category = "syscalls", name = "sys_exit_splice")]
-pub fn sys_exit_splice(ctx: TracePointContext) -> u32 {
-    exited(&ctx, Syscall::Splice)
-}
-
-#[tracepoint(category = "syscalls", name = "sys_exit_sendmmsg")]
-pub fn sys_exit_sendmmsg(ctx: TracePointContext) -> u32 {
-    exited(&ctx, Syscall::Sendmmsg)
-}
-
-#[tracepoint(category = "syscalls", name = "sys_exit_recvmmsg")]
-pub fn sys_exit_recvmmsg(ctx: TracePointContext) -> u32 {
-    exited(&ctx, Syscall::Recvmmsg)
-}
-
-#[inline(always)]
-fn exited(ctx: &TracePointContext, syscall: Syscall) -> u32 {
-    let ret = syscalls::ret(ctx);
-    if ret < 0 && ret > -(ERESTART_FIRST as i64) {
+/// `syscalls:sys_exit_sendfile64`, `_splice`, `_sendmmsg` and `_recvmmsg` (attached
+/// to all four).
+#[tracepoint]
+pub fn sys_exit_sockio(ctx: TracePointContext) -> u32 {
+    let ret = syscalls::ret(&ctx);
+    if ret < 0
+        && ret > -(ERESTART_FIRST as i64)
+        && let Some(syscall) = syscalls::sockio(syscalls::nr(&ctx))
+    {
         let _ = exit(-ret as i32, syscall);
     }
     0

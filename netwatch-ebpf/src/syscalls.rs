@@ -11,7 +11,7 @@
 //! every process, where a classic per-syscall tracepoint runs only for its syscall.
 
 use aya_ebpf::{EbpfContext as _, programs::TracePointContext};
-use netwatch_common::{SYS_EXIT_RET_OFFSET, Syscall};
+use netwatch_common::{SYS_EXIT_NR_OFFSET, SYS_EXIT_RET_OFFSET, Syscall};
 
 /// The return value in a `syscalls:sys_exit_*` record (`struct syscall_trace_exit`
 /// in kernel/trace/trace_syscalls.c; the loader checks the offset in tracefs).
@@ -20,6 +20,13 @@ pub fn ret(ctx: &TracePointContext) -> i64 {
     // SAFETY: a direct load from the tracepoint record at a constant offset inside it,
     // which the verifier checks.
     unsafe { *(ctx.as_ptr().cast::<u8>().add(SYS_EXIT_RET_OFFSET as usize) as *const i64) }
+}
+
+/// The syscall number in a `syscalls:sys_exit_*` record.
+#[inline(always)]
+pub fn nr(ctx: &TracePointContext) -> u64 {
+    // SAFETY: as in `ret`.
+    unsafe { *(ctx.as_ptr().cast::<u8>().add(SYS_EXIT_NR_OFFSET as usize) as *const i32) as u64 }
 }
 
 // x86_64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl).

@@ -35,8 +35,9 @@ pub enum Hook {
     Raw(&'static str),
 }
 
-/// One kernel program: its function name in netwatch-ebpf, the event source it feeds
-/// (the module name in every crate) and its hook.
+/// One attachment of a kernel program: its function name in netwatch-ebpf, the event
+/// source it feeds (the module name in every crate) and its hook. A program with
+/// several hooks is listed once per hook, loaded (verified) once.
 #[derive(Debug)]
 pub struct Program {
     pub name: &'static str,
@@ -65,7 +66,7 @@ pub const PROGRAMS: &[Program] = &[
         hook: Hook::Tracepoint("syscalls", "sys_exit_accept"),
     },
     Program {
-        name: "sys_exit_accept4",
+        name: "sys_exit_accept",
         source: "listen",
         hook: Hook::Tracepoint("syscalls", "sys_exit_accept4"),
     },
@@ -78,32 +79,32 @@ pub const PROGRAMS: &[Program] = &[
     // the calls that make several socket operations, at their exits (netwatch-ebpf's
     // sockio.rs).
     Program {
-        name: "sock_send_length",
+        name: "sock_length",
         source: "sockio",
         hook: Hook::Raw("sock_send_length"),
     },
     Program {
-        name: "sock_recv_length",
+        name: "sock_length",
         source: "sockio",
         hook: Hook::Raw("sock_recv_length"),
     },
     Program {
-        name: "sys_exit_sendfile64",
+        name: "sys_exit_sockio",
         source: "sockio",
         hook: Hook::Tracepoint("syscalls", "sys_exit_sendfile64"),
     },
     Program {
-        name: "sys_exit_splice",
+        name: "sys_exit_sockio",
         source: "sockio",
         hook: Hook::Tracepoint("syscalls", "sys_exit_splice"),
     },
     Program {
-        name: "sys_exit_sendmmsg",
+        name: "sys_exit_sockio",
         source: "sockio",
         hook: Hook::Tracepoint("syscalls", "sys_exit_sendmmsg"),
     },
     Program {
-        name: "sys_exit_recvmmsg",
+        name: "sys_exit_sockio",
         source: "sockio",
         hook: Hook::Tracepoint("syscalls", "sys_exit_recvmmsg"),
     },
@@ -406,13 +407,17 @@ fn attach(ebpf: &mut Ebpf, p: &'static Program) -> Result<Link, LoadError> {
     match p.hook {
         Hook::Tracepoint(category, name) => {
             let tp: &mut TracePoint = program.try_into().map_err(program_error)?;
-            tp.load().map_err(program_error)?;
+            if tp.fd().is_err() {
+                tp.load().map_err(program_error)?;
+            }
             let id = tp.attach(category, name).map_err(attach_error)?;
             Ok(Link::Tracepoint(tp.take_link(id).map_err(attach_error)?))
         }
         Hook::Raw(name) => {
             let tp: &mut RawTracePoint = program.try_into().map_err(program_error)?;
-            tp.load().map_err(program_error)?;
+            if tp.fd().is_err() {
+                tp.load().map_err(program_error)?;
+            }
             let id = tp.attach(name).map_err(attach_error)?;
             Ok(Link::Raw(tp.take_link(id).map_err(attach_error)?))
         }
