@@ -32,7 +32,7 @@ fn exit(ret: i64, args: &SyscallArgs) -> Option<()> {
     // bind(int fd, const struct sockaddr *addr, socklen_t addrlen)
     let fd = args.arg(0) as i32;
     let mut sock_type = 0;
-    if let kernel::Fd::Socket(sk) = kernel::fd_lookup(fd) {
+    if let kernel::Fd::Socket(sk) = kernel::lookup_after(fd, ret) {
         if ret == 0 {
             set_owner(sk, pid_tgid, bpf_get_current_comm().unwrap_or([0; 16]));
         }

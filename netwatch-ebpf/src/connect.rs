@@ -45,7 +45,7 @@ fn exit(ret: i64, args: &SyscallArgs) -> Option<()> {
     }
     // connect(int fd, const struct sockaddr *addr, socklen_t addrlen)
     let fd = args.arg(0) as i32;
-    let what = kernel::fd_lookup(fd);
+    let what = kernel::lookup_after(fd, ret);
     let comm = bpf_get_current_comm().unwrap_or([0; 16]);
     let sk = match what {
         kernel::Fd::Socket(sk) => sk,

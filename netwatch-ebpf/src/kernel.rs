@@ -1,7 +1,10 @@
 //! Reading kernel structures at the offsets the loader found in BTF: the current
 //! task's fd table, a socket's addresses and state, a task's signal handlers.
 
-use aya_ebpf::helpers::{bpf_probe_read_kernel, generated::bpf_get_current_task};
+use aya_ebpf::helpers::{
+    bpf_probe_read_kernel,
+    generated::{bpf_get_current_task, bpf_get_current_task_btf},
+};
 use netwatch_common::{
     AF_INET, AF_INET6, AF_UNIX, KernelOffsets, SOCK_NOT_A_SOCKET, SOCK_RESOLVED, SockInfo,
 };
@@ -22,6 +25,19 @@ pub fn offsets() -> Option<KernelOffsets> {
 pub fn read<T>(base: u64, off: u32) -> Option<T> {
     // SAFETY: bpf_probe_read_kernel checks the address.
     unsafe { bpf_probe_read_kernel((base + off as u64) as *const T) }.ok()
+}
+
+/// A direct load of the `T` at `base + off`, where `base` is a pointer the verifier
+/// knows the BTF type of and `off` a load-time constant at which that type has a
+/// field of `T`'s size.
+///
+/// # Safety
+/// The verifier rejects the program unless both hold; the JIT makes the load
+/// fault-safe.
+#[inline(always)]
+unsafe fn btf_load<T>(base: *const u8, off: u32) -> T {
+    // SAFETY: see above.
+    unsafe { core::ptr::read_volatile(base.add(off as usize).cast::<T>()) }
 }
 
 #[inline(always)]
@@ -46,29 +62,67 @@ pub fn fd_lookup(fd: i32) -> Fd {
     let Some(k) = offsets() else {
         return Fd::Unknown;
     };
-    fd_lookup_with(&k, fd).unwrap_or(Fd::Unknown)
+    fd_lookup_with(&k, fd, true).unwrap_or(Fd::Unknown)
+}
+
+/// [`fd_lookup`] for an fd the syscall's own result proves is a socket (a bind or
+/// connect that got past the fd lookup, a successful listen or accept): the inode's
+/// type is not read.
+#[inline(always)]
+pub fn socket_fd(fd: i32) -> Fd {
+    let Some(k) = offsets() else {
+        return Fd::Unknown;
+    };
+    fd_lookup_with(&k, fd, false).unwrap_or(Fd::Unknown)
+}
+
+/// What `fd` is after a bind or connect on it returned `ret`: past EBADF and
+/// ENOTSOCK, the kernel has found a socket there.
+#[inline(always)]
+pub fn lookup_after(fd: i32, ret: i64) -> Fd {
+    const EBADF: i64 = 9;
+    const ENOTSOCK: i64 = 88;
+    match -ret {
+        EBADF => Fd::Unknown,
+        ENOTSOCK => Fd::Other,
+        _ => socket_fd(fd),
+    }
 }
 
 #[inline(always)]
-fn fd_lookup_with(k: &KernelOffsets, fd: i32) -> Option<Fd> {
+fn fd_lookup_with(k: &KernelOffsets, fd: i32, check_type: bool) -> Option<Fd> {
     if fd < 0 {
         return None;
     }
-    let files: u64 = read(current_task(), k.task_files)?;
-    let fdt: u64 = read(files, k.files_fdt)?;
-    let max_fds: u32 = read(fdt, k.fdt_max_fds)?;
-    if fd as u32 >= max_fds {
+    // task->files->fdt->{max_fds, fd}: direct loads through BTF-typed pointers (the
+    // verifier checks each field at its load-time constant offset and makes the load
+    // fault-safe), several times cheaper than bpf_probe_read_kernel. The fd array
+    // holds pointers to pointers, which the verifier types as plain numbers: from
+    // there on, checked reads.
+    // SAFETY: bpf_get_current_task_btf returns a trusted pointer to the current task.
+    let task = unsafe { bpf_get_current_task_btf() }.cast::<u8>();
+    // SAFETY: BTF-checked loads (above); a NULL files or fdt reads as 0.
+    let (max_fds, fds) = unsafe {
+        let files: *const u8 = btf_load(task, k.task_files);
+        let fdt: *const u8 = btf_load(files, k.files_fdt);
+        (
+            btf_load::<u32>(fdt, k.fdt_max_fds),
+            btf_load::<u64>(fdt, k.fdt_fd),
+        )
+    };
+    if fd as u32 >= max_fds || fds == 0 {
         return None;
     }
-    let fds: u64 = read(fdt, k.fdt_fd)?;
     let file: u64 = read(fds, fd as u32 * 8)?;
     if file == 0 {
         return None;
     }
-    let inode: u64 = read(file, k.file_inode)?;
-    let mode: u16 = read(inode, k.inode_mode)?;
-    if mode & S_IFMT != S_IFSOCK {
-        return Some(Fd::Other);
+    if check_type {
+        let inode: u64 = read(file, k.file_inode)?;
+        let mode: u16 = read(inode, k.inode_mode)?;
+        if mode & S_IFMT != S_IFSOCK {
+            return Some(Fd::Other);
+        }
     }
     let socket: u64 = read(file, k.file_private_data)?;
     let sk: u64 = read(socket, k.socket_sk)?;

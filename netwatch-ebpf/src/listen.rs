@@ -41,7 +41,7 @@ fn exit(ret: i64, args: &SyscallArgs) -> Option<()> {
     }
     // listen(int fd, int backlog)
     let fd = args.arg(0) as i32;
-    let what = kernel::fd_lookup(fd);
+    let what = kernel::socket_fd(fd);
     let header = emit::header(EventKind::Listen, pid_tgid);
     if let kernel::Fd::Socket(sk) = what {
         set_owner(sk, pid_tgid, header.comm);
@@ -67,7 +67,7 @@ fn accepted(ret: i64) -> Option<()> {
     if !maps::selected((pid_tgid >> 32) as u32) {
         return None;
     }
-    if let kernel::Fd::Socket(sk) = kernel::fd_lookup(ret as i32) {
+    if let kernel::Fd::Socket(sk) = kernel::socket_fd(ret as i32) {
         set_owner(sk, pid_tgid, bpf_get_current_comm().unwrap_or([0; 16]));
     }
     Some(())
