@@ -65,7 +65,7 @@ impl View {
 
 /// What the classifier needs looked up for this event, looked up now, while the
 /// processes and sockets involved still exist.
-fn context(inspector: &mut Inspector, ev: &Event) -> Context {
+fn context<'a>(inspector: &'a mut Inspector, ev: &Event) -> Context<'a> {
     const EADDRINUSE: i32 = 98;
     const EADDRNOTAVAIL: i32 = 99;
     let mut ctx = Context::default();

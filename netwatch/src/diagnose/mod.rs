@@ -40,11 +40,12 @@ const MAX_SOCKETS: usize = 65536;
 /// Exited processes kept for the summary; older ones are only counted.
 const MAX_FINISHED: usize = 1024;
 
-/// What the daemon found out about the host when an event arrived.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Context {
+/// What the daemon found out about the host when an event arrived (borrowed from the
+/// lookups' cache: a storm's events share one answer).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Context<'a> {
     /// For EADDRINUSE on bind: the sockets using that local port.
-    pub holders: Option<Holders>,
+    pub holders: Option<&'a Holders>,
     /// For EADDRNOTAVAIL on connect: the process's `net.ipv4.ip_local_port_range`.
     pub port_range: Option<(u16, u16)>,
 }
@@ -249,7 +250,7 @@ impl Classifier {
 
     /// Feed one event (with what was looked up for it); returns the diagnoses it
     /// makes, in order.
-    pub fn feed(&mut self, ev: &Event, ctx: &Context) -> Vec<Diagnosis> {
+    pub fn feed(&mut self, ev: &Event, ctx: &Context<'_>) -> Vec<Diagnosis> {
         let mut out = Vec::new();
         self.expire(ev.ktime_ns);
         match &ev.body {
@@ -284,7 +285,7 @@ impl Classifier {
         }
     }
 
-    fn bind(&mut self, ev: &Event, b: &Bind, ctx: &Context, out: &mut Vec<Diagnosis>) {
+    fn bind(&mut self, ev: &Event, b: &Bind, ctx: &Context<'_>, out: &mut Vec<Diagnosis>) {
         if b.errno == 0 {
             // A datagram socket serves as soon as it is bound; a stream socket once
             // it listens (see Body::Listen).
@@ -312,8 +313,8 @@ impl Classifier {
         }
     }
 
-    fn port_in_use(&mut self, ev: &Event, port: u16, ctx: &Context) -> What {
-        let sockets = match &ctx.holders {
+    fn port_in_use(&mut self, ev: &Event, port: u16, ctx: &Context<'_>) -> What {
+        let sockets = match ctx.holders {
             Some(Holders::Sockets(s)) => s,
             Some(Holders::Unknown(why)) => {
                 return What::PortInUse {
@@ -375,7 +376,7 @@ impl Classifier {
         }
     }
 
-    fn connect(&mut self, ev: &Event, c: &Connect, ctx: &Context, out: &mut Vec<Diagnosis>) {
+    fn connect(&mut self, ev: &Event, c: &Connect, ctx: &Context<'_>, out: &mut Vec<Diagnosis>) {
         if c.errno == 0 {
             return;
         }
