@@ -8,7 +8,7 @@
 
 mod what;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use netwatch_common::{COUNT_FAMILIES, ProcCounts, Syscall};
 
@@ -37,6 +37,10 @@ pub const RELEASE_WINDOW_NS: u64 = 5_000_000_000;
 const MAX_UNRECOVERED: usize = 16;
 const MAX_PEERS: usize = 8;
 const MAX_SOCKETS: usize = 65536;
+/// Diagnoses remembered as given, per process.
+const MAX_SAID: usize = 256;
+/// Failed binds waiting for their port's holders to exit.
+const MAX_PENDING: usize = 1024;
 /// Exited processes kept for the summary; older ones are only counted.
 const MAX_FINISHED: usize = 1024;
 
@@ -159,7 +163,23 @@ pub struct Process {
     /// The last EPIPE: syscall and peer, for a SIGPIPE death.
     last_epipe: Option<(Syscall, Addr)>,
     /// Diagnoses already given, so a storm of one error explains it once.
-    said: BTreeSet<String>,
+    said: HashSet<Said>,
+}
+
+/// What a diagnosis was about, to give it once per process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Said {
+    /// EADDRINUSE on this port.
+    InUse(u16),
+    /// EADDRNOTAVAIL on bind to this address.
+    NotLocal(Addr),
+    /// EADDRNOTAVAIL on connect from this explicitly bound port to this destination.
+    Collision(u16, Addr),
+    /// EADDRNOTAVAIL on connect from an unbound socket to this destination.
+    Exhausted(Addr),
+    Refused(Addr),
+    /// A diagnosis (by name) about one socket.
+    Socket(&'static str, u64),
 }
 
 impl Process {
@@ -272,17 +292,29 @@ impl Classifier {
         out
     }
 
-    fn say(&mut self, ev: &Event, key: String, what: What, out: &mut Vec<Diagnosis>) {
+    /// Give the diagnosis `what` makes, unless this process was already told about
+    /// `key` (a storm of one error is explained once, and costs nothing after that).
+    fn say(
+        &mut self,
+        ev: &Event,
+        key: Said,
+        what: impl FnOnce(&mut Self) -> What,
+        out: &mut Vec<Diagnosis>,
+    ) {
         let p = self.proc(ev);
-        if p.said.len() < 256 && p.said.insert(key) {
-            p.flags.insert(what.name());
-            out.push(Diagnosis {
-                ktime_ns: ev.ktime_ns,
-                pid: ev.pid,
-                comm: p.comm.clone(),
-                what,
-            });
+        if p.said.len() >= MAX_SAID || p.said.contains(&key) {
+            return;
         }
+        let what = what(self);
+        let p = self.proc(ev);
+        p.said.insert(key);
+        p.flags.insert(what.name());
+        out.push(Diagnosis {
+            ktime_ns: ev.ktime_ns,
+            pid: ev.pid,
+            comm: p.comm.clone(),
+            what,
+        });
     }
 
     fn bind(&mut self, ev: &Event, b: &Bind, ctx: &Context<'_>, out: &mut Vec<Diagnosis>) {
@@ -302,18 +334,44 @@ impl Classifier {
         match b.errno {
             EADDRINUSE => {
                 let port = b.addr.port().unwrap_or(0);
-                let what = self.port_in_use(ev, port, ctx);
-                self.say(ev, format!("inuse:{port}"), what, out);
+                if let Some(Holders::Sockets(sockets)) = ctx.holders {
+                    self.await_release(ev, port, sockets);
+                }
+                let what = |c: &mut Self| c.port_in_use(ev, port, ctx);
+                self.say(ev, Said::InUse(port), what, out);
             }
             EADDRNOTAVAIL => {
-                let key = format!("notlocal:{}", b.addr);
-                self.say(ev, key, What::AddressNotLocal { addr: b.addr }, out);
+                let what = |_: &mut Self| What::AddressNotLocal { addr: b.addr };
+                self.say(ev, Said::NotLocal(b.addr), what, out);
             }
             _ => {}
         }
     }
 
-    fn port_in_use(&mut self, ev: &Event, port: u16, ctx: &Context<'_>) -> What {
+    /// Remember that `ev`'s bind failed while other processes held the port: if one
+    /// of them exits soon, that is worth saying. Once per failed process, port and
+    /// holder while the first is pending (a storm does not queue one per failure).
+    fn await_release(&mut self, ev: &Event, port: u16, sockets: &[HeldSocket]) {
+        for (pid, _) in sockets.iter().flat_map(|s| &s.owners) {
+            let waiting = self
+                .pending
+                .iter()
+                .any(|r| r.failed_pid == ev.pid && r.port == port && r.holder == *pid);
+            if *pid == ev.pid || waiting || self.pending.len() >= MAX_PENDING {
+                continue;
+            }
+            self.pending.push(PendingRelease {
+                failed_pid: ev.pid,
+                failed_comm: ev.comm.clone(),
+                port,
+                at_ns: ev.ktime_ns,
+                holder: *pid,
+                holder_exiting: self.terminating.contains_key(pid),
+            });
+        }
+    }
+
+    fn port_in_use(&self, ev: &Event, port: u16, ctx: &Context<'_>) -> What {
         let sockets = match ctx.holders {
             Some(Holders::Sockets(s)) => s,
             Some(Holders::Unknown(why)) => {
@@ -349,16 +407,6 @@ impl Classifier {
             }
         }
         if !holders.is_empty() {
-            for h in holders.iter().filter(|h| h.pid != ev.pid) {
-                self.pending.push(PendingRelease {
-                    failed_pid: ev.pid,
-                    failed_comm: ev.comm.clone(),
-                    port,
-                    at_ns: ev.ktime_ns,
-                    holder: h.pid,
-                    holder_exiting: h.exiting.is_some(),
-                });
-            }
             return What::PortHeld { port, holders };
         }
         let time_wait = sockets
@@ -393,30 +441,29 @@ impl Classifier {
                 // bind (net/ipv4/inet_hashtables.c __inet_hash_connect / __inet_check_established).
                 let bound = c.sock.socket().filter(|s| s.port_bound);
                 let (key, what) = match bound {
-                    Some(s) => (
-                        format!("collision:{}:{}", s.local.port().unwrap_or(0), c.addr),
-                        What::TupleCollision {
-                            src_port: s.local.port().unwrap_or(0),
-                            dst: c.addr,
-                        },
-                    ),
+                    Some(s) => {
+                        let src_port = s.local.port().unwrap_or(0);
+                        (
+                            Said::Collision(src_port, c.addr),
+                            What::TupleCollision {
+                                src_port,
+                                dst: c.addr,
+                            },
+                        )
+                    }
                     None => (
-                        format!("exhausted:{}", c.addr),
+                        Said::Exhausted(c.addr),
                         What::EphemeralExhausted {
                             dst: c.addr,
                             range: ctx.port_range,
                         },
                     ),
                 };
-                self.say(ev, key, what, out);
+                self.say(ev, key, |_| what, out);
             }
             ECONNREFUSED if c.addr.port().is_some() => {
-                self.say(
-                    ev,
-                    format!("refused:{}", c.addr),
-                    What::ConnectionRefused { dst: c.addr },
-                    out,
-                );
+                let what = What::ConnectionRefused { dst: c.addr };
+                self.say(ev, Said::Refused(c.addr), |_| what, out);
             }
             _ => {}
         }
@@ -453,7 +500,7 @@ impl Classifier {
                 rst_ago_ns: rst,
             }
         };
-        self.say(ev, format!("{}:{:x}", what.name(), s.sk), what, out);
+        self.say(ev, Said::Socket(what.name(), s.sk), |_| what, out);
     }
 
     fn reset(&mut self, ev: &Event, r: &Reset) {
@@ -566,7 +613,7 @@ impl Classifier {
             return;
         }
         // What only served diagnosing a live process.
-        p.said = BTreeSet::new();
+        p.said = HashSet::new();
         p.unrecovered = Vec::new();
         p.last_epipe = None;
         if self.finished.len() >= MAX_FINISHED {

@@ -665,3 +665,27 @@ fn a_holder_that_was_not_exiting_releasing_the_port_is_no_race() {
     let failed = c.summary().into_iter().find(|p| p.pid == 61).unwrap();
     assert!(failed.flags.contains("port_released"));
 }
+
+#[test]
+fn a_storm_on_a_port_another_process_holds_is_released_once() {
+    let mut c = Classifier::new();
+    let holders = with_holders(vec![held(TcpState::LISTEN, &[(60, "old")])]);
+    let mut diagnoses = Vec::new();
+    for i in 0..10_000 {
+        diagnoses.extend(c.feed(&ev(i / 100, 61, "new", bind(98, 9000)), &holding(&holders)));
+    }
+    assert_eq!(names(&diagnoses), ["port_held"]);
+    assert_eq!(c.pending.len(), 1, "one wait per process, port and holder");
+    let d = c.feed(
+        &ev(150, 60, "old", exit(ExitStatus::Exited(0))),
+        &Context::default(),
+    );
+    assert_eq!(names(&d), ["port_released"]);
+    assert!(
+        d[0].what
+            .message()
+            .starts_with("port 9000 released by pid 60 (old) 150 ms after the failed bind"),
+        "timed from the first failure: {}",
+        d[0].what.message()
+    );
+}
