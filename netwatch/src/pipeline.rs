@@ -134,8 +134,7 @@ impl<W: io::Write> Pipeline<W> {
         if let Body::Exit(_) = ev.body
             && let Some(counts) = exit_counts(ev.pid)
         {
-            self.classifier
-                .exact_counts(ev.pid, &counts, || ev.comm.clone());
+            self.classifier.exact_counts(ev.pid, &counts, || ev.comm);
         }
         let ctx = context(&mut self.inspector, &ev);
         for d in self.classifier.feed(&ev, &ctx) {

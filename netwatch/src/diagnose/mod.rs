@@ -263,7 +263,7 @@ impl Classifier {
             ..Process::default()
         });
         if !ev.comm.as_bytes().is_empty() {
-            p.comm = ev.comm.clone();
+            p.comm = ev.comm;
         }
         p
     }
@@ -312,7 +312,7 @@ impl Classifier {
         out.push(Diagnosis {
             ktime_ns: ev.ktime_ns,
             pid: ev.pid,
-            comm: p.comm.clone(),
+            comm: p.comm,
             what,
         });
     }
@@ -362,7 +362,7 @@ impl Classifier {
             }
             self.pending.push(PendingRelease {
                 failed_pid: ev.pid,
-                failed_comm: ev.comm.clone(),
+                failed_comm: ev.comm,
                 port,
                 at_ns: ev.ktime_ns,
                 holder: *pid,
@@ -399,7 +399,7 @@ impl Classifier {
                     .map(|&(sig, at)| (sig, ev.ktime_ns.saturating_sub(at)));
                 holders.push(Holder {
                     pid: *pid,
-                    comm: comm.clone(),
+                    comm: *comm,
                     state: s.state,
                     exiting,
                     itself: *pid == ev.pid,
@@ -544,7 +544,7 @@ impl Classifier {
             if r.holder == ev.pid {
                 released.push((
                     r.failed_pid,
-                    r.failed_comm.clone(),
+                    r.failed_comm,
                     r.port,
                     ev.ktime_ns.saturating_sub(r.at_ns),
                     r.holder_exiting,
@@ -558,7 +558,7 @@ impl Classifier {
             let what = What::PortReleased {
                 port,
                 holder: ev.pid,
-                holder_comm: ev.comm.clone(),
+                holder_comm: ev.comm,
                 after_ns,
                 race,
             };
@@ -581,7 +581,7 @@ impl Classifier {
             return;
         };
         if !ev.comm.as_bytes().is_empty() {
-            p.comm = ev.comm.clone();
+            p.comm = ev.comm;
         }
         p.exit = Some(status);
         let what = match status {
@@ -601,7 +601,7 @@ impl Classifier {
             out.push(Diagnosis {
                 ktime_ns: ev.ktime_ns,
                 pid: ev.pid,
-                comm: p.comm.clone(),
+                comm: p.comm,
                 what,
             });
         }
