@@ -117,7 +117,7 @@ impl Class {
     pub fn label(self) -> String {
         match self {
             Self::Other(0) => "other".to_owned(),
-            c => crate::output::errno_label(c.errno()),
+            c => crate::output::errno_label(c.errno()).into_owned(),
         }
     }
 

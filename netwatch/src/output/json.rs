@@ -1,6 +1,9 @@
 //! NDJSON: one object per line, every field named. Schema: docs/JSON.md.
 
-use std::io::{self, Write};
+use std::{
+    borrow::Cow,
+    io::{self, Write},
+};
 
 use serde::Serialize;
 
@@ -39,7 +42,7 @@ enum JsonBody<'a> {
     Syscall {
         syscall: &'static str,
         errno: i32,
-        error: String,
+        error: Cow<'static, str>,
         #[serde(skip_serializing_if = "Option::is_none")]
         fd: Option<i32>,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -53,12 +56,12 @@ enum JsonBody<'a> {
         direction: &'static str,
         local: JsonAddr,
         remote: JsonAddr,
-        state: Option<String>,
-        reason: Option<String>,
+        state: Option<Cow<'static, str>>,
+        reason: Option<Cow<'static, str>>,
         owner_known: bool,
     },
     Signal {
-        signal: String,
+        signal: Cow<'static, str>,
         signo: i32,
         target_tid: i32,
         target_comm: String,
@@ -67,7 +70,7 @@ enum JsonBody<'a> {
     Exit {
         status: String,
         exit_code: Option<i32>,
-        signal: Option<String>,
+        signal: Option<Cow<'static, str>>,
         core_dumped: bool,
     },
     Fork {
@@ -82,7 +85,7 @@ enum JsonBody<'a> {
 
 #[derive(Serialize)]
 pub struct JsonAddr {
-    family: String,
+    family: Cow<'static, str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     ip: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -106,13 +109,13 @@ impl From<&Addr> for JsonAddr {
 #[derive(Serialize)]
 pub struct JsonSock {
     /// "tcp", "udp", "unix", ...; "none" for a pipe or file, "unknown" when unresolved.
-    proto: String,
+    proto: Cow<'static, str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     local: Option<JsonAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     remote: Option<JsonAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    state: Option<String>,
+    state: Option<Cow<'static, str>>,
     /// bind(2) chose the local port before this call.
     #[serde(skip_serializing_if = "Option::is_none")]
     port_bound: Option<bool>,

@@ -7,7 +7,10 @@ mod json;
 pub mod sink;
 mod text;
 
-use std::io::{self, Write};
+use std::{
+    borrow::Cow,
+    io::{self, Write},
+};
 
 use netwatch_common::EventKind;
 
@@ -109,10 +112,10 @@ impl<W: Write> Printer<W> {
 }
 
 /// What a syscall event shows in the ERRNO column / `error` field.
-pub fn errno_label(errno: i32) -> String {
+pub fn errno_label(errno: i32) -> Cow<'static, str> {
     match errno {
-        0 => "OK".to_owned(),
-        e => crate::errno::name(e).map_or_else(|| format!("errno {e}"), str::to_owned),
+        0 => "OK".into(),
+        e => crate::errno::name(e).map_or_else(|| format!("errno {e}").into(), Cow::from),
     }
 }
 

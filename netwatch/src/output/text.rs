@@ -1,7 +1,10 @@
 //! bcc-style columns: an UPPERCASE header, one line per event, fits 80 columns for
 //! IPv4.
 
-use std::io::{self, Write};
+use std::{
+    borrow::Cow,
+    io::{self, Write},
+};
 
 use super::{RunStats, class_total, errno_label, place_tag};
 use crate::{
@@ -59,9 +62,9 @@ fn endpoints(sock: &Sock) -> String {
 }
 
 /// The SYSCALL, ERRNO and DETAIL columns.
-pub fn describe(ev: &Event) -> (String, String, String) {
+pub fn describe(ev: &Event) -> (&'static str, Cow<'static, str>, String) {
     match &ev.body {
-        Body::Bind(b) => ("bind".into(), errno_label(b.errno), b.addr.to_string()),
+        Body::Bind(b) => ("bind", errno_label(b.errno), b.addr.to_string()),
         Body::Connect(c) => {
             let mut detail = match c.sock.socket() {
                 Some(s) if s.local.port() != Some(0) && s.local != Addr::Unknown => {
@@ -75,15 +78,15 @@ pub fn describe(ev: &Event) -> (String, String, String) {
             if c.is_async() {
                 detail.push_str(" (after EINPROGRESS)");
             }
-            ("connect".into(), errno_label(c.errno), detail)
+            ("connect", errno_label(c.errno), detail)
         }
         Body::SockIo(io) => (
-            io.syscall.name().into(),
+            io.syscall.name(),
             errno_label(io.errno),
             format!("fd {} {}", io.fd, endpoints(&io.sock)),
         ),
         Body::Listen(l) => (
-            "listen".into(),
+            "listen",
             "OK".into(),
             format!("fd {} {}", l.fd, endpoints(&l.sock)),
         ),
@@ -99,12 +102,12 @@ pub fn describe(ev: &Event) -> (String, String, String) {
             if let Some(reason) = r.reason_name() {
                 detail.push_str(&format!(" reason {reason}"));
             }
-            ("tcp-rst".into(), "-".into(), detail)
+            ("tcp-rst", "-".into(), detail)
         }
-        Body::Signal(s) => ("signal".into(), signal::name(s.sig), s.fate.name().into()),
-        Body::Exit(e) => ("exit".into(), "-".into(), e.status.to_string()),
-        Body::Fork(f) => ("fork".into(), "-".into(), format!("child {}", f.child_pid)),
-        Body::Exec(_) => ("exec".into(), "-".into(), String::new()),
+        Body::Signal(s) => ("signal", signal::name(s.sig), s.fate.name().into()),
+        Body::Exit(e) => ("exit", "-".into(), e.status.to_string()),
+        Body::Fork(f) => ("fork", "-".into(), format!("child {}", f.child_pid)),
+        Body::Exec(_) => ("exec", "-".into(), String::new()),
     }
 }
 
