@@ -33,8 +33,8 @@ pub struct Inspector {
     window: Instant,
     used: u32,
     /// pid -> the inode of its network namespace (None: gone or unreadable).
-    netns: HashMap<u32, (Instant, Option<u64>)>,
-    cache: HashMap<(u64, u16), (Instant, Holders)>,
+    netns: foldhash::HashMap<u32, (Instant, Option<u64>)>,
+    cache: foldhash::HashMap<(u64, u16), (Instant, Holders)>,
     /// The answer while the rate limit holds.
     rate_limited: Holders,
 }
@@ -50,8 +50,8 @@ impl Inspector {
         Self {
             window: Instant::now(),
             used: 0,
-            netns: HashMap::new(),
-            cache: HashMap::new(),
+            netns: foldhash::HashMap::default(),
+            cache: foldhash::HashMap::default(),
             rate_limited: Holders::Unknown("rate limit".into()),
         }
     }

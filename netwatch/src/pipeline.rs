@@ -27,8 +27,9 @@ pub struct View {
     quiet: bool,
     /// The `-p` pids and CMD.
     roots: HashSet<u32>,
-    /// Processes that had a failure shown and have not exited yet.
-    with_failures: HashSet<u32>,
+    /// Processes that had a failure shown and have not exited yet (looked up for every
+    /// failure: a fast hash).
+    with_failures: foldhash::HashSet<u32>,
 }
 
 impl View {
@@ -37,7 +38,7 @@ impl View {
             verbose,
             quiet,
             roots: roots.into_iter().collect(),
-            with_failures: HashSet::new(),
+            with_failures: foldhash::HashSet::default(),
         }
     }
 

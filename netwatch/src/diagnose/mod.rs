@@ -8,7 +8,7 @@
 
 mod what;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use netwatch_common::{COUNT_FAMILIES, ProcCounts, Syscall};
 
@@ -163,7 +163,7 @@ pub struct Process {
     /// The last EPIPE: syscall and peer, for a SIGPIPE death.
     last_epipe: Option<(Syscall, Addr)>,
     /// Diagnoses already given, so a storm of one error explains it once.
-    said: HashSet<Said>,
+    said: foldhash::HashSet<Said>,
 }
 
 /// What a diagnosis was about, to give it once per process.
@@ -240,7 +240,7 @@ struct PendingRelease {
 
 #[derive(Debug, Default)]
 pub struct Classifier {
-    procs: HashMap<u32, Process>,
+    procs: foldhash::HashMap<u32, Process>,
     /// Processes that exited, kept for the summary (bounded; only noteworthy ones).
     finished: VecDeque<Process>,
     /// Resets received, by socket: to explain a later ECONNRESET on that socket.
@@ -613,7 +613,7 @@ impl Classifier {
             return;
         }
         // What only served diagnosing a live process.
-        p.said = HashSet::new();
+        p.said = foldhash::HashSet::default();
         p.unrecovered = Vec::new();
         p.last_epipe = None;
         if self.finished.len() >= MAX_FINISHED {
