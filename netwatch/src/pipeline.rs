@@ -90,10 +90,10 @@ pub struct Pipeline<W: io::Write> {
     pub out: Printer<W>,
     pub view: View,
     pub classifier: Classifier,
-    pub inspector: Inspector,
     pub metrics: Option<Arc<Metrics>>,
+    inspector: Inspector,
     /// Records that could not be decoded (the first is logged).
-    pub decode_errors: u64,
+    decode_errors: u64,
 }
 
 impl<W: io::Write> Pipeline<W> {
