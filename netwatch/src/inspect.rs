@@ -120,6 +120,9 @@ impl Inspector {
         if !self.allow(now) {
             return None;
         }
+        // Cached, it may have exited since: look again before entering its namespace
+        // (in_netns would take ours for a gone process's).
+        netns_id(pid)?;
         let text = in_netns(pid, || {
             fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         })
