@@ -4,7 +4,6 @@
 //! kernel filter compares against.
 
 use std::{
-    collections::HashMap,
     fs, io,
     os::unix::fs::MetadataExt as _,
     path::{Path, PathBuf},
@@ -113,7 +112,7 @@ pub fn place(path: &str) -> Place {
 /// Cgroup id -> where it is, from walks of the hierarchy (each path read once).
 pub struct Cgroups {
     root: Option<PathBuf>,
-    places: HashMap<u64, Place>,
+    places: foldhash::HashMap<u64, Place>,
     last_scan: Option<Instant>,
 }
 
@@ -127,7 +126,7 @@ impl Cgroups {
     pub fn new() -> Self {
         Self {
             root: mount(),
-            places: HashMap::new(),
+            places: foldhash::HashMap::default(),
             last_scan: None,
         }
     }

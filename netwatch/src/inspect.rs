@@ -5,7 +5,8 @@
 //! nothing outside it.
 //!
 //! These lookups cost milliseconds, so they are rate-limited: a storm of EADDRINUSE
-//! gets its holders looked up a few times a second, not a million times.
+//! gets its holders looked up a few times a second, not a million times. The answers
+//! are cached, and so is each process's namespace: a storm's events cost no syscall.
 
 use std::{
     collections::HashMap,
@@ -22,13 +23,20 @@ use crate::{
 
 /// Lookups allowed per second (the rest report "rate limit").
 const LOOKUPS_PER_SECOND: u32 = 20;
-/// A port's holders looked up this recently are reused.
+/// A port's holders looked up this recently are reused, and so is a process's network
+/// namespace (a pid reused within this time may be taken for the one before).
 const CACHE_FOR: Duration = Duration::from_millis(200);
+/// Entries kept per cache before it starts afresh.
+const MAX_CACHED: usize = 1024;
 
 pub struct Inspector {
     window: Instant,
     used: u32,
-    cache: HashMap<(u64, u16), (Instant, Holders)>,
+    /// pid -> the inode of its network namespace (None: gone or unreadable).
+    netns: foldhash::HashMap<u32, (Instant, Option<u64>)>,
+    cache: foldhash::HashMap<(u64, u16), (Instant, Holders)>,
+    /// The answer while the rate limit holds.
+    rate_limited: Holders,
 }
 
 impl Default for Inspector {
@@ -42,57 +50,79 @@ impl Inspector {
         Self {
             window: Instant::now(),
             used: 0,
-            cache: HashMap::new(),
+            netns: foldhash::HashMap::default(),
+            cache: foldhash::HashMap::default(),
+            rate_limited: Holders::Unknown("rate limit".into()),
         }
     }
 
-    fn allow(&mut self) -> bool {
-        if self.window.elapsed() >= Duration::from_secs(1) {
-            self.window = Instant::now();
+    fn allow(&mut self, now: Instant) -> bool {
+        if now.duration_since(self.window) >= Duration::from_secs(1) {
+            self.window = now;
             self.used = 0;
         }
         self.used += 1;
         self.used <= LOOKUPS_PER_SECOND
     }
 
+    /// The inode of `pid`'s network namespace, read at most once per [`CACHE_FOR`].
+    fn netns(&mut self, pid: u32, now: Instant) -> Option<u64> {
+        if let Some(&(at, ns)) = self.netns.get(&pid)
+            && now.duration_since(at) < CACHE_FOR
+        {
+            return ns;
+        }
+        let ns = netns_id(pid);
+        if self.netns.len() >= MAX_CACHED {
+            self.netns.clear();
+        }
+        self.netns.insert(pid, (now, ns));
+        ns
+    }
+
     /// Sockets using local `port` (TCP, or UDP for a datagram bind) in `pid`'s network
     /// namespace, with the processes that have them open.
-    pub fn port_holders(&mut self, pid: u32, port: u16, udp: bool) -> Holders {
-        let ns = netns_id(pid).unwrap_or(0);
-        if let Some((at, h)) = self.cache.get(&(ns, port))
-            && at.elapsed() < CACHE_FOR
-        {
-            return h.clone();
+    pub fn port_holders(&mut self, pid: u32, port: u16, udp: bool) -> &Holders {
+        let now = Instant::now();
+        let key = (self.netns(pid, now).unwrap_or(0), port);
+        let fresh = self
+            .cache
+            .get(&key)
+            .is_some_and(|(at, _)| now.duration_since(*at) < CACHE_FOR);
+        if !fresh {
+            if !self.allow(now) {
+                return &self.rate_limited;
+            }
+            let protocol = if udp {
+                libc::IPPROTO_UDP
+            } else {
+                libc::IPPROTO_TCP
+            } as u8;
+            let holders = match in_netns(pid, move || dump_port(port, protocol)) {
+                Ok(Ok(sockets)) => with_owners(sockets),
+                Ok(Err(e)) => Holders::Unknown(format!("sock_diag: {e}")),
+                Err(e) => Holders::Unknown(e.to_string()),
+            };
+            if self.cache.len() >= MAX_CACHED {
+                self.cache.clear();
+            }
+            self.cache.insert(key, (Instant::now(), holders));
         }
-        if !self.allow() {
-            return Holders::Unknown("rate limit".into());
-        }
-        let protocol = if udp {
-            libc::IPPROTO_UDP
-        } else {
-            libc::IPPROTO_TCP
-        } as u8;
-        let holders = match in_netns(pid, move || dump_port(port, protocol)) {
-            Ok(Ok(sockets)) => with_owners(sockets),
-            Ok(Err(e)) => Holders::Unknown(format!("sock_diag: {e}")),
-            Err(e) => Holders::Unknown(e.to_string()),
-        };
-        if self.cache.len() > 1024 {
-            self.cache.clear();
-        }
-        self.cache
-            .insert((ns, port), (Instant::now(), holders.clone()));
-        holders
+        &self.cache[&key].1
     }
 
     /// `net.ipv4.ip_local_port_range` in `pid`'s network namespace.
     /// None when the process is gone: its namespace's sysctl cannot be read then,
     /// and netwatch's own would be a guess.
     pub fn port_range(&mut self, pid: u32) -> Option<(u16, u16)> {
-        netns_id(pid)?;
-        if !self.allow() {
+        let now = Instant::now();
+        self.netns(pid, now)?;
+        if !self.allow(now) {
             return None;
         }
+        // Cached, it may have exited since: look again before entering its namespace
+        // (in_netns would take ours for a gone process's).
+        netns_id(pid)?;
         let text = in_netns(pid, || {
             fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         })
@@ -430,7 +460,9 @@ mod tests {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         let mut inspector = Inspector::new();
-        let Holders::Sockets(sockets) = inspector.port_holders(std::process::id(), port, false)
+        let Holders::Sockets(sockets) = inspector
+            .port_holders(std::process::id(), port, false)
+            .clone()
         else {
             panic!("lookup failed")
         };

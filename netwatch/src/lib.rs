@@ -17,6 +17,7 @@ pub mod loader;
 pub mod log;
 pub mod metrics;
 pub mod output;
+pub mod pipeline;
 pub mod ringbuf;
 pub mod run;
 pub mod sockaddr;

@@ -156,7 +156,7 @@ impl Metrics {
         self.events.inc();
         let failure = |errno: i32, syscall: &str| {
             let labels = ErrorLabels {
-                class: errno_label(errno),
+                class: errno_label(errno).into_owned(),
                 syscall: syscall.into(),
                 comm: self.comm_label(ev.comm.to_string()),
             };

@@ -1,16 +1,14 @@
 //! The daemon: load, attach, stream until told to stop (or until CMD ends).
 
 use std::{
-    collections::HashSet,
     ffi::OsString,
     io::{self, BufWriter},
     os::unix::process::ExitStatusExt as _,
     path::Path,
     process::ExitCode,
+    sync::Arc,
     time::{Duration, Instant},
 };
-
-use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use netwatch_common::EventKind;
@@ -23,12 +21,11 @@ use crate::{
     cli::Args,
     clock::Clock,
     counts::KernelCounts,
-    diagnose::{Classifier, Context},
-    event::{self, Body, Comm, Event, bind::SOCK_DGRAM},
-    inspect::Inspector,
+    event::Comm,
     loader::{self, Options},
     metrics::{self, Metrics},
     output::{self, Format, Printer, RunStats, sink::Sink},
+    pipeline::{Pipeline, View},
     ringbuf::{Lost, Reader},
 };
 
@@ -98,7 +95,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             args.output.as_deref().unwrap_or(Path::new("-")).display()
         )
     })?;
-    let mut out = Printer::new(
+    let out = Printer::new(
         BufWriter::with_capacity(64 * 1024, sink),
         format,
         Clock::new(),
@@ -134,16 +131,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .iter()
         .copied()
         .chain(child.as_ref().and_then(Child::id));
-    let mut view = View::new(args.verbose, args.summary_only || args.quiet, roots);
+    let view = View::new(args.verbose, args.summary_only || args.quiet, roots);
     let mut streams = Streams {
         reader: &mut reader,
         lost: &mut lost,
-        out: &mut out,
-        view: &mut view,
-        classifier: Classifier::new(),
-        inspector: Inspector::new(),
+        pipeline: Pipeline::new(out, view, metrics),
         kernel_counts,
-        metrics,
         ring_size: args.ring_buffer_size,
         lost_seen: Vec::new(),
     };
@@ -155,25 +148,26 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let result = result.and_then(|code| {
         let lost = streams.lost.by_kind()?;
         let entries = streams.kernel_counts.occupancy();
+        let Pipeline {
+            out, classifier, ..
+        } = &mut streams.pipeline;
         for (pid, counts) in streams.kernel_counts.take_all() {
-            streams
-                .classifier
-                .exact_counts(pid, &counts, || comm_of(pid));
+            classifier.exact_counts(pid, &counts, || comm_of(pid));
         }
         if args.quiet {
             return Ok(code);
         }
-        streams.out.summary(
-            &streams.classifier.summary(),
+        out.summary(
+            &classifier.summary(),
             &RunStats {
                 lost,
                 proc_counts_entries: entries,
                 watched_entries,
-                evicted: streams.classifier.evicted(),
+                evicted: classifier.evicted(),
             },
         )?;
-        streams.out.flush()?;
-        if args.check && streams.classifier.any_flagged_exit_zero() {
+        out.flush()?;
+        if args.check && classifier.any_flagged_exit_zero() {
             eprintln!(
                 "netwatch: check failed: a process exited 0 after a failed bind (see the diagnosis)"
             );
@@ -219,56 +213,11 @@ fn spawn(command: &[OsString]) -> Result<Child, ExitCode> {
     }
 }
 
-/// What the stream shows: failures always; with `-v` everything; otherwise the exit
-/// of a process only if it had a failure shown or is one the user named (a `-p` pid,
-/// CMD itself). Every other exit would be noise: on a whole host, every process; in
-/// CMD's tree, every helper a shell script forks.
-struct View {
-    verbose: bool,
-    /// `--summary-only`: nothing is streamed.
-    quiet: bool,
-    /// The `-p` pids and CMD.
-    roots: HashSet<u32>,
-    /// Processes that had a failure shown and have not exited yet.
-    with_failures: HashSet<u32>,
-}
-
-impl View {
-    fn new(verbose: bool, quiet: bool, roots: impl IntoIterator<Item = u32>) -> Self {
-        Self {
-            verbose,
-            quiet,
-            roots: roots.into_iter().collect(),
-            with_failures: HashSet::new(),
-        }
-    }
-
-    fn shows(&mut self, ev: &Event) -> bool {
-        let shown = if let Body::Exit(_) = ev.body {
-            let had_failure = self.with_failures.remove(&ev.pid);
-            let root = self.roots.remove(&ev.pid);
-            self.verbose || root || had_failure
-        } else if ev.is_failure() {
-            if ev.pid != 0 {
-                self.with_failures.insert(ev.pid);
-            }
-            true
-        } else {
-            self.verbose
-        };
-        shown && !self.quiet
-    }
-}
-
 struct Streams<'a, W: io::Write> {
     reader: &'a mut Reader,
     lost: &'a mut Lost,
-    out: &'a mut Printer<W>,
-    view: &'a mut View,
-    classifier: Classifier,
-    inspector: Inspector,
+    pipeline: Pipeline<W>,
     kernel_counts: KernelCounts,
-    metrics: Option<Arc<Metrics>>,
     ring_size: u32,
     /// Lost records per kind as last passed on to the metrics.
     lost_seen: Vec<(EventKind, u64)>,
@@ -280,28 +229,6 @@ fn comm_of(pid: u32) -> Comm {
     Comm::from_raw(raw.strip_suffix(b"\n").unwrap_or(&raw))
 }
 
-/// What the classifier needs looked up for this event, looked up now, while the
-/// processes and sockets involved still exist.
-fn context(inspector: &mut Inspector, ev: &Event) -> Context {
-    const EADDRINUSE: i32 = 98;
-    const EADDRNOTAVAIL: i32 = 99;
-    let mut ctx = Context::default();
-    match &ev.body {
-        Body::Bind(b) if b.errno == EADDRINUSE => {
-            if let Some(port) = b.addr.port() {
-                ctx.holders = Some(inspector.port_holders(ev.pid, port, b.sock_type == SOCK_DGRAM));
-            }
-        }
-        Body::Connect(c)
-            if c.errno == EADDRNOTAVAIL && !c.sock.socket().is_some_and(|s| s.port_bound) =>
-        {
-            ctx.port_range = inspector.port_range(ev.pid);
-        }
-        _ => {}
-    }
-    ctx
-}
-
 impl Streams<'_, BufWriter<Sink>> {
     async fn run(
         &mut self,
@@ -310,11 +237,10 @@ impl Streams<'_, BufWriter<Sink>> {
         sighup: &mut Signal,
         mut child: Option<Child>,
     ) -> anyhow::Result<ExitCode> {
-        if !self.view.quiet {
-            self.out.header()?;
-            self.out.flush()?;
+        if !self.pipeline.view.quiet() {
+            self.pipeline.out.header()?;
+            self.pipeline.out.flush()?;
         }
-        let mut decode_errors = 0u64;
         let mut last_lost_check = Instant::now();
         let mut exit = None;
         let mut sigints = 0;
@@ -335,8 +261,8 @@ impl Streams<'_, BufWriter<Sink>> {
                 }
                 _ = sighup.recv() => {
                     // Log rotation: everything so far goes to the old file.
-                    self.out.flush()?;
-                    self.out.writer_mut().get_mut().reopen().context("SIGHUP: reopening the output file")?;
+                    self.pipeline.out.flush()?;
+                    self.pipeline.out.writer_mut().get_mut().reopen().context("SIGHUP: reopening the output file")?;
                     false
                 }
                 _ = sigterm.recv() => {
@@ -363,51 +289,26 @@ impl Streams<'_, BufWriter<Sink>> {
             };
             let mut io_result = Ok(());
             let mut drained = 0;
-            self.reader.drain(|bytes| {
+            let Self {
+                reader,
+                pipeline,
+                kernel_counts,
+                ..
+            } = self;
+            reader.drain(|bytes| {
                 // What the ring buffer held: the record and its 8-byte header.
                 drained += bytes.len() + 8;
-                if io_result.is_err() {
-                    return;
-                }
-                match event::decode(bytes) {
-                    Ok(ev) => {
-                        if let Some(m) = &self.metrics {
-                            m.event(&ev);
-                        }
-                        if self.view.shows(&ev) {
-                            io_result = self.out.event(&ev);
-                        }
-                        if let Body::Exit(_) = ev.body
-                            && let Some(counts) = self.kernel_counts.take(ev.pid)
-                        {
-                            self.classifier
-                                .exact_counts(ev.pid, &counts, || ev.comm.clone());
-                        }
-                        let ctx = context(&mut self.inspector, &ev);
-                        for d in self.classifier.feed(&ev, &ctx) {
-                            if let Some(m) = &self.metrics {
-                                m.diagnosis(&d);
-                            }
-                            if io_result.is_ok() && !self.view.quiet {
-                                io_result = self.out.diagnosis(&d);
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        decode_errors += 1;
-                        if decode_errors == 1 {
-                            tracing::warn!("undecodable record skipped: {e}");
-                        }
-                    }
+                if io_result.is_ok() {
+                    io_result = pipeline.record(bytes, |pid| kernel_counts.take(pid));
                 }
             });
             io_result?;
-            if let Some(m) = &self.metrics {
+            if let Some(m) = &self.pipeline.metrics {
                 m.ring_fill(drained, self.ring_size);
             }
             if stop || last_lost_check.elapsed() >= LOST_INTERVAL {
                 last_lost_check = Instant::now();
-                if let Some(m) = &self.metrics {
+                if let Some(m) = &self.pipeline.metrics {
                     for (kind, total) in self.lost.by_kind()? {
                         let seen = self.lost_seen.iter_mut().find(|(k, _)| *k == kind);
                         let before = seen.as_ref().map_or(0, |(_, n)| *n);
@@ -419,12 +320,14 @@ impl Streams<'_, BufWriter<Sink>> {
                     }
                 }
                 if let Some((count, total)) = self.lost.newly_lost()?
-                    && !self.view.quiet
+                    && !self.pipeline.view.quiet()
                 {
-                    self.out.lost(Clock::monotonic_now(), count, total)?;
+                    self.pipeline
+                        .out
+                        .lost(Clock::monotonic_now(), count, total)?;
                 }
             }
-            self.out.flush()?;
+            self.pipeline.out.flush()?;
             if stop {
                 return Ok(exit.unwrap_or(ExitCode::SUCCESS));
             }

@@ -1,6 +1,7 @@
 //! Socket addresses as netwatch shows them.
 
 use std::{
+    borrow::Cow,
     fmt,
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
 };
@@ -41,12 +42,12 @@ impl Addr {
     }
 
     /// Family name for JSON: "inet", "inet6", "unix", "family N", "unknown".
-    pub fn family(&self) -> String {
+    pub fn family(&self) -> Cow<'static, str> {
         match self {
             Self::Inet(SocketAddr::V4(_)) => "inet".into(),
             Self::Inet(SocketAddr::V6(_)) => "inet6".into(),
             Self::Unix => "unix".into(),
-            Self::Other { family } => format!("family {family}"),
+            Self::Other { family } => format!("family {family}").into(),
             Self::Unknown => "unknown".into(),
         }
     }

@@ -37,14 +37,19 @@ pub const RELEASE_WINDOW_NS: u64 = 5_000_000_000;
 const MAX_UNRECOVERED: usize = 16;
 const MAX_PEERS: usize = 8;
 const MAX_SOCKETS: usize = 65536;
+/// Diagnoses remembered as given, per process.
+const MAX_SAID: usize = 256;
+/// Failed binds waiting for their port's holders to exit.
+const MAX_PENDING: usize = 1024;
 /// Exited processes kept for the summary; older ones are only counted.
 const MAX_FINISHED: usize = 1024;
 
-/// What the daemon found out about the host when an event arrived.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Context {
+/// What the daemon found out about the host when an event arrived (borrowed from the
+/// lookups' cache: a storm's events share one answer).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Context<'a> {
     /// For EADDRINUSE on bind: the sockets using that local port.
-    pub holders: Option<Holders>,
+    pub holders: Option<&'a Holders>,
     /// For EADDRNOTAVAIL on connect: the process's `net.ipv4.ip_local_port_range`.
     pub port_range: Option<(u16, u16)>,
 }
@@ -112,7 +117,7 @@ impl Class {
     pub fn label(self) -> String {
         match self {
             Self::Other(0) => "other".to_owned(),
-            c => crate::output::errno_label(c.errno()),
+            c => crate::output::errno_label(c.errno()).into_owned(),
         }
     }
 
@@ -158,7 +163,23 @@ pub struct Process {
     /// The last EPIPE: syscall and peer, for a SIGPIPE death.
     last_epipe: Option<(Syscall, Addr)>,
     /// Diagnoses already given, so a storm of one error explains it once.
-    said: BTreeSet<String>,
+    said: foldhash::HashSet<Said>,
+}
+
+/// What a diagnosis was about, to give it once per process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Said {
+    /// EADDRINUSE on this port.
+    InUse(u16),
+    /// EADDRNOTAVAIL on bind to this address.
+    NotLocal(Addr),
+    /// EADDRNOTAVAIL on connect from this explicitly bound port to this destination.
+    Collision(u16, Addr),
+    /// EADDRNOTAVAIL on connect from an unbound socket to this destination.
+    Exhausted(Addr),
+    Refused(Addr),
+    /// A diagnosis (by name) about one socket.
+    Socket(&'static str, u64),
 }
 
 impl Process {
@@ -219,7 +240,7 @@ struct PendingRelease {
 
 #[derive(Debug, Default)]
 pub struct Classifier {
-    procs: HashMap<u32, Process>,
+    procs: foldhash::HashMap<u32, Process>,
     /// Processes that exited, kept for the summary (bounded; only noteworthy ones).
     finished: VecDeque<Process>,
     /// Resets received, by socket: to explain a later ECONNRESET on that socket.
@@ -242,14 +263,14 @@ impl Classifier {
             ..Process::default()
         });
         if !ev.comm.as_bytes().is_empty() {
-            p.comm = ev.comm.clone();
+            p.comm = ev.comm;
         }
         p
     }
 
     /// Feed one event (with what was looked up for it); returns the diagnoses it
     /// makes, in order.
-    pub fn feed(&mut self, ev: &Event, ctx: &Context) -> Vec<Diagnosis> {
+    pub fn feed(&mut self, ev: &Event, ctx: &Context<'_>) -> Vec<Diagnosis> {
         let mut out = Vec::new();
         self.expire(ev.ktime_ns);
         match &ev.body {
@@ -271,20 +292,32 @@ impl Classifier {
         out
     }
 
-    fn say(&mut self, ev: &Event, key: String, what: What, out: &mut Vec<Diagnosis>) {
+    /// Give the diagnosis `what` makes, unless this process was already told about
+    /// `key` (a storm of one error is explained once, and costs nothing after that).
+    fn say(
+        &mut self,
+        ev: &Event,
+        key: Said,
+        what: impl FnOnce(&mut Self) -> What,
+        out: &mut Vec<Diagnosis>,
+    ) {
         let p = self.proc(ev);
-        if p.said.len() < 256 && p.said.insert(key) {
-            p.flags.insert(what.name());
-            out.push(Diagnosis {
-                ktime_ns: ev.ktime_ns,
-                pid: ev.pid,
-                comm: p.comm.clone(),
-                what,
-            });
+        if p.said.len() >= MAX_SAID || p.said.contains(&key) {
+            return;
         }
+        let what = what(self);
+        let p = self.proc(ev);
+        p.said.insert(key);
+        p.flags.insert(what.name());
+        out.push(Diagnosis {
+            ktime_ns: ev.ktime_ns,
+            pid: ev.pid,
+            comm: p.comm,
+            what,
+        });
     }
 
-    fn bind(&mut self, ev: &Event, b: &Bind, ctx: &Context, out: &mut Vec<Diagnosis>) {
+    fn bind(&mut self, ev: &Event, b: &Bind, ctx: &Context<'_>, out: &mut Vec<Diagnosis>) {
         if b.errno == 0 {
             // A datagram socket serves as soon as it is bound; a stream socket once
             // it listens (see Body::Listen).
@@ -301,19 +334,45 @@ impl Classifier {
         match b.errno {
             EADDRINUSE => {
                 let port = b.addr.port().unwrap_or(0);
-                let what = self.port_in_use(ev, port, ctx);
-                self.say(ev, format!("inuse:{port}"), what, out);
+                if let Some(Holders::Sockets(sockets)) = ctx.holders {
+                    self.await_release(ev, port, sockets);
+                }
+                let what = |c: &mut Self| c.port_in_use(ev, port, ctx);
+                self.say(ev, Said::InUse(port), what, out);
             }
             EADDRNOTAVAIL => {
-                let key = format!("notlocal:{}", b.addr);
-                self.say(ev, key, What::AddressNotLocal { addr: b.addr }, out);
+                let what = |_: &mut Self| What::AddressNotLocal { addr: b.addr };
+                self.say(ev, Said::NotLocal(b.addr), what, out);
             }
             _ => {}
         }
     }
 
-    fn port_in_use(&mut self, ev: &Event, port: u16, ctx: &Context) -> What {
-        let sockets = match &ctx.holders {
+    /// Remember that `ev`'s bind failed while other processes held the port: if one
+    /// of them exits soon, that is worth saying. Once per failed process, port and
+    /// holder while the first is pending (a storm does not queue one per failure).
+    fn await_release(&mut self, ev: &Event, port: u16, sockets: &[HeldSocket]) {
+        for (pid, _) in sockets.iter().flat_map(|s| &s.owners) {
+            let waiting = self
+                .pending
+                .iter()
+                .any(|r| r.failed_pid == ev.pid && r.port == port && r.holder == *pid);
+            if *pid == ev.pid || waiting || self.pending.len() >= MAX_PENDING {
+                continue;
+            }
+            self.pending.push(PendingRelease {
+                failed_pid: ev.pid,
+                failed_comm: ev.comm,
+                port,
+                at_ns: ev.ktime_ns,
+                holder: *pid,
+                holder_exiting: self.terminating.contains_key(pid),
+            });
+        }
+    }
+
+    fn port_in_use(&self, ev: &Event, port: u16, ctx: &Context<'_>) -> What {
+        let sockets = match ctx.holders {
             Some(Holders::Sockets(s)) => s,
             Some(Holders::Unknown(why)) => {
                 return What::PortInUse {
@@ -340,7 +399,7 @@ impl Classifier {
                     .map(|&(sig, at)| (sig, ev.ktime_ns.saturating_sub(at)));
                 holders.push(Holder {
                     pid: *pid,
-                    comm: comm.clone(),
+                    comm: *comm,
                     state: s.state,
                     exiting,
                     itself: *pid == ev.pid,
@@ -348,16 +407,6 @@ impl Classifier {
             }
         }
         if !holders.is_empty() {
-            for h in holders.iter().filter(|h| h.pid != ev.pid) {
-                self.pending.push(PendingRelease {
-                    failed_pid: ev.pid,
-                    failed_comm: ev.comm.clone(),
-                    port,
-                    at_ns: ev.ktime_ns,
-                    holder: h.pid,
-                    holder_exiting: h.exiting.is_some(),
-                });
-            }
             return What::PortHeld { port, holders };
         }
         let time_wait = sockets
@@ -375,7 +424,7 @@ impl Classifier {
         }
     }
 
-    fn connect(&mut self, ev: &Event, c: &Connect, ctx: &Context, out: &mut Vec<Diagnosis>) {
+    fn connect(&mut self, ev: &Event, c: &Connect, ctx: &Context<'_>, out: &mut Vec<Diagnosis>) {
         if c.errno == 0 {
             return;
         }
@@ -392,30 +441,29 @@ impl Classifier {
                 // bind (net/ipv4/inet_hashtables.c __inet_hash_connect / __inet_check_established).
                 let bound = c.sock.socket().filter(|s| s.port_bound);
                 let (key, what) = match bound {
-                    Some(s) => (
-                        format!("collision:{}:{}", s.local.port().unwrap_or(0), c.addr),
-                        What::TupleCollision {
-                            src_port: s.local.port().unwrap_or(0),
-                            dst: c.addr,
-                        },
-                    ),
+                    Some(s) => {
+                        let src_port = s.local.port().unwrap_or(0);
+                        (
+                            Said::Collision(src_port, c.addr),
+                            What::TupleCollision {
+                                src_port,
+                                dst: c.addr,
+                            },
+                        )
+                    }
                     None => (
-                        format!("exhausted:{}", c.addr),
+                        Said::Exhausted(c.addr),
                         What::EphemeralExhausted {
                             dst: c.addr,
                             range: ctx.port_range,
                         },
                     ),
                 };
-                self.say(ev, key, what, out);
+                self.say(ev, key, |_| what, out);
             }
             ECONNREFUSED if c.addr.port().is_some() => {
-                self.say(
-                    ev,
-                    format!("refused:{}", c.addr),
-                    What::ConnectionRefused { dst: c.addr },
-                    out,
-                );
+                let what = What::ConnectionRefused { dst: c.addr };
+                self.say(ev, Said::Refused(c.addr), |_| what, out);
             }
             _ => {}
         }
@@ -452,7 +500,7 @@ impl Classifier {
                 rst_ago_ns: rst,
             }
         };
-        self.say(ev, format!("{}:{:x}", what.name(), s.sk), what, out);
+        self.say(ev, Said::Socket(what.name(), s.sk), |_| what, out);
     }
 
     fn reset(&mut self, ev: &Event, r: &Reset) {
@@ -496,7 +544,7 @@ impl Classifier {
             if r.holder == ev.pid {
                 released.push((
                     r.failed_pid,
-                    r.failed_comm.clone(),
+                    r.failed_comm,
                     r.port,
                     ev.ktime_ns.saturating_sub(r.at_ns),
                     r.holder_exiting,
@@ -510,7 +558,7 @@ impl Classifier {
             let what = What::PortReleased {
                 port,
                 holder: ev.pid,
-                holder_comm: ev.comm.clone(),
+                holder_comm: ev.comm,
                 after_ns,
                 race,
             };
@@ -533,7 +581,7 @@ impl Classifier {
             return;
         };
         if !ev.comm.as_bytes().is_empty() {
-            p.comm = ev.comm.clone();
+            p.comm = ev.comm;
         }
         p.exit = Some(status);
         let what = match status {
@@ -553,7 +601,7 @@ impl Classifier {
             out.push(Diagnosis {
                 ktime_ns: ev.ktime_ns,
                 pid: ev.pid,
-                comm: p.comm.clone(),
+                comm: p.comm,
                 what,
             });
         }
@@ -565,7 +613,7 @@ impl Classifier {
             return;
         }
         // What only served diagnosing a live process.
-        p.said = BTreeSet::new();
+        p.said = foldhash::HashSet::default();
         p.unrecovered = Vec::new();
         p.last_epipe = None;
         if self.finished.len() >= MAX_FINISHED {

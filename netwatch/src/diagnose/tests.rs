@@ -245,9 +245,13 @@ fn held(state: TcpState, owners: &[(u32, &str)]) -> HeldSocket {
     }
 }
 
-fn with_holders(sockets: Vec<HeldSocket>) -> Context {
+fn with_holders(sockets: Vec<HeldSocket>) -> Holders {
+    Holders::Sockets(sockets)
+}
+
+fn holding(holders: &Holders) -> Context<'_> {
     Context {
-        holders: Some(Holders::Sockets(sockets)),
+        holders: Some(holders),
         port_range: None,
     }
 }
@@ -255,10 +259,11 @@ fn with_holders(sockets: Vec<HeldSocket>) -> Context {
 #[test]
 fn eaddrinuse_names_every_live_holder_including_inherited_listeners() {
     let mut c = Classifier::new();
-    let ctx = with_holders(vec![
+    let holders = with_holders(vec![
         held(TcpState::LISTEN, &[(40, "gunicorn"), (41, "gunicorn")]),
         held(TcpState::TIME_WAIT, &[]),
     ]);
+    let ctx = holding(&holders);
     let d = c.feed(&ev(0, 50, "new", bind(98, 9000)), &ctx);
     assert_eq!(names(&d), ["port_held"]);
     assert_eq!(
@@ -270,10 +275,11 @@ fn eaddrinuse_names_every_live_holder_including_inherited_listeners() {
 #[test]
 fn eaddrinuse_from_time_wait_only_says_so_and_hints_so_reuseaddr() {
     let mut c = Classifier::new();
-    let ctx = with_holders(vec![
+    let holders = with_holders(vec![
         held(TcpState::TIME_WAIT, &[]),
         held(TcpState::TIME_WAIT, &[]),
     ]);
+    let ctx = holding(&holders);
     let d = c.feed(&ev(0, 50, "srv", bind(98, 9000)), &ctx);
     assert_eq!(names(&d), ["port_time_wait"]);
     let m = d[0].what.message();
@@ -284,13 +290,14 @@ fn eaddrinuse_from_time_wait_only_says_so_and_hints_so_reuseaddr() {
     assert!(m.contains("SO_REUSEADDR"), "{m}");
     // Nothing left, and a lookup that was skipped.
     assert_eq!(
-        names(&c.feed(&ev(1, 51, "a", bind(98, 9000)), &with_holders(vec![]))),
+        names(&c.feed(
+            &ev(1, 51, "a", bind(98, 9000)),
+            &holding(&with_holders(vec![]))
+        )),
         ["port_freed"]
     );
-    let skipped = Context {
-        holders: Some(Holders::Unknown("rate limit".into())),
-        port_range: None,
-    };
+    let rate_limited = Holders::Unknown("rate limit".into());
+    let skipped = holding(&rate_limited);
     assert_eq!(
         names(&c.feed(&ev(1, 52, "a", bind(98, 9000)), &skipped)),
         ["port_in_use"]
@@ -310,7 +317,10 @@ fn a_holder_asked_to_terminate_is_shown_exiting_and_its_exit_times_the_race() {
     c.feed(&ev(0, 60, "server", sigint), &Context::default());
     let d = c.feed(
         &ev(100, 61, "server", bind(98, 9000)),
-        &with_holders(vec![held(TcpState::LISTEN, &[(60, "server")])]),
+        &holding(&with_holders(vec![held(
+            TcpState::LISTEN,
+            &[(60, "server")],
+        )])),
     );
     assert!(
         d[0].what
@@ -342,7 +352,7 @@ fn a_holder_exiting_long_after_is_not_a_race() {
     let mut c = Classifier::new();
     c.feed(
         &ev(0, 61, "new", bind(98, 9000)),
-        &with_holders(vec![held(TcpState::LISTEN, &[(60, "old")])]),
+        &holding(&with_holders(vec![held(TcpState::LISTEN, &[(60, "old")])])),
     );
     c.feed(&ev(6_000, 99, "other", bind(98, 1)), &Context::default());
     let d = c.feed(
@@ -614,7 +624,7 @@ fn a_process_binding_a_port_it_already_holds_is_told_so() {
     let mut c = Classifier::new();
     let d = c.feed(
         &ev(0, 40, "srv", bind(98, 9000)),
-        &with_holders(vec![held(TcpState::LISTEN, &[(40, "srv")])]),
+        &holding(&with_holders(vec![held(TcpState::LISTEN, &[(40, "srv")])])),
     );
     assert_eq!(
         d[0].what.message(),
@@ -633,7 +643,7 @@ fn a_holder_that_was_not_exiting_releasing_the_port_is_no_race() {
     let mut c = Classifier::new();
     c.feed(
         &ev(0, 61, "new", bind(98, 9000)),
-        &with_holders(vec![held(TcpState::LISTEN, &[(60, "old")])]),
+        &holding(&with_holders(vec![held(TcpState::LISTEN, &[(60, "old")])])),
     );
     c.feed(
         &ev(1, 61, "new", exit(ExitStatus::Exited(1))),
@@ -654,4 +664,28 @@ fn a_holder_that_was_not_exiting_releasing_the_port_is_no_race() {
     // The failed process had exited already: its summary still carries the flag.
     let failed = c.summary().into_iter().find(|p| p.pid == 61).unwrap();
     assert!(failed.flags.contains("port_released"));
+}
+
+#[test]
+fn a_storm_on_a_port_another_process_holds_is_released_once() {
+    let mut c = Classifier::new();
+    let holders = with_holders(vec![held(TcpState::LISTEN, &[(60, "old")])]);
+    let mut diagnoses = Vec::new();
+    for i in 0..10_000 {
+        diagnoses.extend(c.feed(&ev(i / 100, 61, "new", bind(98, 9000)), &holding(&holders)));
+    }
+    assert_eq!(names(&diagnoses), ["port_held"]);
+    assert_eq!(c.pending.len(), 1, "one wait per process, port and holder");
+    let d = c.feed(
+        &ev(150, 60, "old", exit(ExitStatus::Exited(0))),
+        &Context::default(),
+    );
+    assert_eq!(names(&d), ["port_released"]);
+    assert!(
+        d[0].what
+            .message()
+            .starts_with("port 9000 released by pid 60 (old) 150 ms after the failed bind"),
+        "timed from the first failure: {}",
+        d[0].what.message()
+    );
 }

@@ -17,7 +17,7 @@ pub mod sockio;
 
 use std::fmt;
 
-use netwatch_common::{EventKind, Header};
+use netwatch_common::{COMM_LEN, EventKind, Header};
 
 pub use crate::sockaddr::Addr;
 
@@ -156,41 +156,88 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
 }
 
 /// A task's comm: up to 16 bytes, any of which a process may set (prctl(PR_SET_NAME)),
-/// so it may hold control characters, escapes or invalid UTF-8.
-#[derive(Clone, Default, PartialEq, Eq, Hash)]
+/// so it may hold control characters, escapes or invalid UTF-8. Kept inline (an event
+/// is decoded without allocating); a longer name (`/proc/PID/comm` of a kernel
+/// workqueue thread) is cut at 16 bytes, like the kernel's own field.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Comm {
-    bytes: Vec<u8>,
+    len: u8,
+    /// Zero past `len`, so that equal names compare equal.
+    bytes: [u8; COMM_LEN],
 }
 
 impl Comm {
     pub fn from_raw(raw: &[u8]) -> Self {
-        let len = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+        let len = raw
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(raw.len())
+            .min(COMM_LEN);
+        let mut bytes = [0; COMM_LEN];
+        bytes[..len].copy_from_slice(&raw[..len]);
         Self {
-            bytes: raw[..len].to_vec(),
+            len: len as u8,
+            bytes,
         }
     }
 
     pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    /// Printable ASCII as is; a backslash, control bytes, and anything outside ASCII as
+    /// `\\` / `\xNN`, so that a hostile name can neither break columns nor send escape
+    /// sequences to a terminal. The same text goes into JSON (where it is then escaped
+    /// as JSON), so both outputs show one spelling.
+    pub fn escaped(&self) -> EscapedComm {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = EscapedComm {
+            len: 0,
+            bytes: [0; 4 * COMM_LEN],
+        };
+        for &b in self.as_bytes() {
+            let (text, n): ([u8; 4], usize) = match b {
+                b'\\' => ([b'\\', b'\\', 0, 0], 2),
+                0x21..=0x7e => ([b, 0, 0, 0], 1),
+                _ => (
+                    [
+                        b'\\',
+                        b'x',
+                        HEX[usize::from(b >> 4)],
+                        HEX[usize::from(b & 0xf)],
+                    ],
+                    4,
+                ),
+            };
+            let at = usize::from(out.len);
+            out.bytes[at..at + n].copy_from_slice(&text[..n]);
+            out.len += n as u8;
+        }
+        out
     }
 }
 
-/// Printable ASCII as is; a backslash, control bytes, and anything outside ASCII as
-/// `\\` / `\xNN`, so that a hostile name can neither break columns nor send escape
-/// sequences to a terminal. The same text goes into JSON (where it is then escaped
-/// as JSON), so both outputs show one spelling.
+/// A comm as shown (see [`Comm::escaped`]): printable ASCII only, at most 4 bytes per
+/// byte of the name.
+pub struct EscapedComm {
+    len: u8,
+    bytes: [u8; 4 * COMM_LEN],
+}
+
+impl EscapedComm {
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only printable ASCII is ever written (see Comm::escaped).
+        std::str::from_utf8(self.as_bytes()).unwrap_or("?")
+    }
+}
+
 impl fmt::Display for Comm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use fmt::Write as _;
-        for &b in &self.bytes {
-            match b {
-                b'\\' => f.write_str("\\\\")?,
-                b' ' => f.write_str("\\x20")?,
-                0x21..=0x7e => f.write_char(b as char)?,
-                _ => write!(f, "\\x{b:02x}")?,
-            }
-        }
-        Ok(())
+        f.write_str(self.escaped().as_str())
     }
 }
 
@@ -286,5 +333,16 @@ pub(crate) mod tests {
         assert_eq!(c.to_string(), "a\\x0ab\\x1b[31m\"q\\\\\\x20\\xff");
         assert_eq!(Comm::from_raw(b"python3\0\0\0").to_string(), "python3");
         assert_eq!(Comm::from_raw(&[b'x'; 16]).to_string(), "x".repeat(16));
+        assert_eq!(
+            Comm::from_raw(&[0xff; 16]).to_string(),
+            "\\xff".repeat(16),
+            "the longest spelling"
+        );
+        // /proc/PID/comm of a workqueue thread: cut like the kernel's comm field.
+        assert_eq!(
+            Comm::from_raw(b"kworker/u8:2-events_unbound").to_string(),
+            "kworker/u8:2-eve"
+        );
+        assert_eq!(Comm::from_raw(b"ab\0cd"), Comm::from_raw(b"ab"));
     }
 }

@@ -1,6 +1,6 @@
 //! TCP resets, received and sent.
 
-use std::sync::OnceLock;
+use std::{borrow::Cow, sync::OnceLock};
 
 use netwatch_common::{
     ABSENT, EventKind,
@@ -47,14 +47,14 @@ pub fn set_reason_names(names: Vec<(u32, String)>) {
 impl Reset {
     /// The kernel's name of the reset reason (`NOT_SPECIFIED`, `TCP_ABORT_ON_CLOSE`...),
     /// or its number when the name is unknown.
-    pub fn reason_name(&self) -> Option<String> {
+    pub fn reason_name(&self) -> Option<Cow<'static, str>> {
         let r = self.reason?;
         let names = REASON_NAMES.get().map(Vec::as_slice).unwrap_or_default();
         Some(
             names
                 .iter()
                 .find(|(v, _)| *v == r)
-                .map_or_else(|| format!("{r}"), |(_, n)| n.clone()),
+                .map_or_else(|| r.to_string().into(), |(_, n)| n.as_str().into()),
         )
     }
 }

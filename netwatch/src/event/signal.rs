@@ -1,5 +1,7 @@
 //! SIGPIPE generated for a process, and what became of it.
 
+use std::borrow::Cow;
+
 use netwatch_common::{
     EventKind,
     signal::{HANDLER_UNKNOWN, SignalEvent},
@@ -74,7 +76,7 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Signal, DecodeError> {
 }
 
 /// Signal names (x86_64; include/uapi/asm-generic/signal.h).
-pub fn name(sig: i32) -> String {
+pub fn name(sig: i32) -> Cow<'static, str> {
     const NAMES: [&str; 31] = [
         "SIGHUP",
         "SIGINT",
@@ -113,8 +115,8 @@ pub fn name(sig: i32) -> String {
         .and_then(|s| s.checked_sub(1))
         .and_then(|i| NAMES.get(i))
     {
-        Some(n) => (*n).to_owned(),
-        None => format!("signal {sig}"),
+        Some(n) => (*n).into(),
+        None => format!("signal {sig}").into(),
     }
 }
 

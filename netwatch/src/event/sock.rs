@@ -1,5 +1,7 @@
 //! A socket as netwatch saw it in the kernel at the time of an event.
 
+use std::borrow::Cow;
+
 use netwatch_common::{
     AF_INET, AF_INET6, AF_UNIX, SOCK_BINDPORT_LOCK, SOCK_NOT_A_SOCKET, SOCK_RESOLVED, SockInfo,
 };
@@ -46,7 +48,7 @@ const IPPROTO_TCP: u16 = 6;
 const IPPROTO_UDP: u16 = 17;
 
 impl Proto {
-    pub fn name(&self) -> String {
+    pub fn name(&self) -> Cow<'static, str> {
         match self {
             Self::Tcp => "tcp".into(),
             Self::Udp => "udp".into(),
@@ -55,9 +57,7 @@ impl Proto {
                 family,
                 sock_type,
                 protocol,
-            } => {
-                format!("family {family} type {sock_type} proto {protocol}")
-            }
+            } => format!("family {family} type {sock_type} proto {protocol}").into(),
         }
     }
 }
@@ -71,7 +71,7 @@ impl TcpState {
     pub const TIME_WAIT: Self = Self(6);
     pub const LISTEN: Self = Self(10);
 
-    pub fn name(self) -> String {
+    pub fn name(self) -> Cow<'static, str> {
         let name = match self.0 {
             1 => "ESTABLISHED",
             2 => "SYN_SENT",
@@ -86,7 +86,7 @@ impl TcpState {
             11 => "CLOSING",
             12 => "NEW_SYN_RECV",
             13 => "BOUND_INACTIVE",
-            n => return format!("state {n}"),
+            n => return format!("state {n}").into(),
         };
         name.into()
     }

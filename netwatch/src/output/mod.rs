@@ -4,16 +4,21 @@
 //! the ring buffer, so a burst costs one write(2), and a quiet stream is still live.
 
 mod json;
+mod line;
 pub mod sink;
 mod text;
 
-use std::io::{self, Write};
+use std::{
+    borrow::Cow,
+    io::{self, Write},
+};
 
 use netwatch_common::EventKind;
 
+use self::line::Line;
 use crate::{
-    cgroup::{Cgroups, Place},
-    clock::Clock,
+    cgroup::Cgroups,
+    clock::{Clock, Stamps},
     diagnose::{Class, Diagnosis, Process},
     event::Event,
 };
@@ -42,7 +47,9 @@ pub struct Printer<W: Write> {
     cgroups: Cgroups,
     out: W,
     format: Format,
-    clock: Clock,
+    stamps: Stamps,
+    /// The event being printed.
+    line: Line,
 }
 
 impl<W: Write> Printer<W> {
@@ -50,8 +57,9 @@ impl<W: Write> Printer<W> {
         Self {
             out,
             format,
-            clock,
+            stamps: Stamps::new(clock),
             cgroups: Cgroups::new(),
+            line: Line::new(),
         }
     }
 
@@ -64,16 +72,19 @@ impl<W: Write> Printer<W> {
 
     pub fn event(&mut self, ev: &Event) -> io::Result<()> {
         let place = self.cgroups.place(ev.cgroup_id);
+        self.line.clear();
         match self.format {
-            Format::Text => text::event(&mut self.out, &self.clock, ev, place),
-            Format::Json => json::event(&mut self.out, &self.clock, ev, place),
+            Format::Text => text::event(&mut self.line, &mut self.stamps, ev, place),
+            Format::Json => json::event(&mut self.line, &mut self.stamps, ev, place),
         }
+        self.out.write_all(self.line.as_bytes())
     }
 
     pub fn diagnosis(&mut self, d: &Diagnosis) -> io::Result<()> {
+        let clock = self.stamps.clock();
         match self.format {
-            Format::Text => text::diagnosis(&mut self.out, &self.clock, d),
-            Format::Json => json::diagnosis(&mut self.out, &self.clock, d),
+            Format::Text => text::diagnosis(&mut self.out, clock, d),
+            Format::Json => json::diagnosis(&mut self.out, clock, d),
         }
     }
 
@@ -87,9 +98,10 @@ impl<W: Write> Printer<W> {
 
     /// `count` more records were dropped by the kernel (ring buffer full), `total` so far.
     pub fn lost(&mut self, ktime_ns: u64, count: u64, total: u64) -> io::Result<()> {
+        let clock = self.stamps.clock();
         match self.format {
-            Format::Text => text::lost(&mut self.out, &self.clock, ktime_ns, count, total),
-            Format::Json => json::lost(&mut self.out, &self.clock, ktime_ns, count, total),
+            Format::Text => text::lost(&mut self.out, clock, ktime_ns, count, total),
+            Format::Json => json::lost(&mut self.out, clock, ktime_ns, count, total),
         }
     }
 
@@ -109,10 +121,10 @@ impl<W: Write> Printer<W> {
 }
 
 /// What a syscall event shows in the ERRNO column / `error` field.
-pub fn errno_label(errno: i32) -> String {
+pub fn errno_label(errno: i32) -> Cow<'static, str> {
     match errno {
-        0 => "OK".to_owned(),
-        e => crate::errno::name(e).map_or_else(|| format!("errno {e}"), str::to_owned),
+        0 => "OK".into(),
+        e => crate::errno::name(e).map_or_else(|| format!("errno {e}").into(), Cow::from),
     }
 }
 
@@ -140,15 +152,5 @@ pub fn kind_name(kind: EventKind) -> &'static str {
     }
 }
 
-/// The short tag text output appends for where a process runs: its container, its
-/// systemd unit, or its cgroup when that is not the root.
-pub fn place_tag(place: Option<&Place>) -> Option<String> {
-    let p = place?;
-    if let Some(id) = &p.container {
-        return Some(format!("[container {}]", &id[..12.min(id.len())]));
-    }
-    if let Some(unit) = &p.unit {
-        return Some(format!("[unit {unit}]"));
-    }
-    (p.path != "/").then(|| format!("[cgroup {}]", p.path))
-}
+#[cfg(test)]
+mod tests;

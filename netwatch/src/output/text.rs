@@ -1,12 +1,15 @@
 //! bcc-style columns: an UPPERCASE header, one line per event, fits 80 columns for
 //! IPv4.
 
-use std::io::{self, Write};
+use std::{
+    borrow::Cow,
+    io::{self, Write},
+};
 
-use super::{RunStats, class_total, errno_label, place_tag};
+use super::{RunStats, class_total, errno_label, line::Line};
 use crate::{
     cgroup::Place,
-    clock::{self, Clock},
+    clock::{self, Clock, Stamps},
     diagnose::{Class, Diagnosis, Process},
     event::{
         Addr, Body, Event,
@@ -16,6 +19,9 @@ use crate::{
     },
 };
 
+#[cfg(test)]
+pub(super) mod reference;
+
 pub fn header(out: &mut impl Write) -> io::Result<()> {
     writeln!(
         out,
@@ -24,87 +30,133 @@ pub fn header(out: &mut impl Write) -> io::Result<()> {
     )
 }
 
-pub fn event(
-    out: &mut impl Write,
-    clock: &Clock,
-    ev: &Event,
-    place: Option<&Place>,
-) -> io::Result<()> {
-    let time = clock::hms(clock.wall_ns(ev.ktime_ns));
-    let (what, errno, mut detail) = describe(ev);
-    if let Some(tag) = place_tag(place) {
-        detail.push(' ');
-        detail.push_str(&tag);
-    }
+/// One event as a line of columns, written by hand (the stream's hot path): the bytes
+/// `reference.rs` formats, which the tests hold it to.
+pub fn event(line: &mut Line, stamps: &mut Stamps, ev: &Event, place: Option<&Place>) {
+    stamps.write_hms(ev.ktime_ns, line.bytes());
+    line.raw(" ");
     // Resets and asynchronous errors with no known owner: no pid rather than a wrong one.
-    let (pid, tid, comm) = if ev.pid == 0 && !matches!(ev.body, Body::Exit(_)) {
-        ("-".to_owned(), "-".to_owned(), "?".to_owned())
+    if ev.pid == 0 && !matches!(ev.body, Body::Exit(_)) {
+        line.raw("      -       - ?               ");
     } else {
-        (ev.pid.to_string(), ev.tid.to_string(), ev.comm.to_string())
-    };
-    writeln!(
-        out,
-        "{time:<8} {pid:>7} {tid:>7} {comm:<16} {what:<10} {errno:<13} {detail}"
-    )
+        line.right(itoa::Buffer::new().format(ev.pid), 7);
+        line.raw(" ");
+        line.right(itoa::Buffer::new().format(ev.tid), 7);
+        line.raw(" ");
+        line.left(ev.comm.escaped().as_str(), 16);
+    }
+    line.raw(" ");
+    let (what, errno) = columns(ev);
+    line.left(what, 10);
+    line.raw(" ");
+    line.left(&errno, 13);
+    line.raw(" ");
+    detail(line, ev);
+    if let Some(p) = place {
+        place_tag(line, p);
+    }
+    line.raw("\n");
 }
 
-/// `local -> remote` with the protocol, for a socket the event happened on.
-fn endpoints(sock: &Sock) -> String {
-    match sock {
-        Sock::Socket(s) if s.proto == Proto::Unix => "unix socket".into(),
-        Sock::Socket(s) => format!("{} {} -> {}", s.proto.name(), s.local, s.remote),
-        Sock::NotASocket => "not a socket (pipe or file)".into(),
-        Sock::Unknown => "socket ?".into(),
+/// The SYSCALL and ERRNO columns.
+fn columns(ev: &Event) -> (&'static str, Cow<'static, str>) {
+    match &ev.body {
+        Body::Bind(b) => ("bind", errno_label(b.errno)),
+        Body::Connect(c) => ("connect", errno_label(c.errno)),
+        Body::SockIo(io) => (io.syscall.name(), errno_label(io.errno)),
+        Body::Listen(_) => ("listen", "OK".into()),
+        Body::Reset(_) => ("tcp-rst", "-".into()),
+        Body::Signal(s) => ("signal", signal::name(s.sig)),
+        Body::Exit(_) => ("exit", "-".into()),
+        Body::Fork(_) => ("fork", "-".into()),
+        Body::Exec(_) => ("exec", "-".into()),
     }
 }
 
-/// The SYSCALL, ERRNO and DETAIL columns.
-pub fn describe(ev: &Event) -> (String, String, String) {
+/// The DETAIL column.
+fn detail(line: &mut Line, ev: &Event) {
     match &ev.body {
-        Body::Bind(b) => ("bind".into(), errno_label(b.errno), b.addr.to_string()),
+        Body::Bind(b) => line.addr(&b.addr),
         Body::Connect(c) => {
-            let mut detail = match c.sock.socket() {
+            match c.sock.socket() {
                 Some(s) if s.local.port() != Some(0) && s.local != Addr::Unknown => {
-                    format!("{} -> {}", s.local, c.addr)
+                    line.addr(&s.local);
+                    line.raw(" -> ");
                 }
-                _ => format!("-> {}", c.addr),
-            };
+                _ => line.raw("-> "),
+            }
+            line.addr(&c.addr);
             if c.sock.socket().is_some_and(|s| s.port_bound) {
-                detail.push_str(" (source port bound)");
+                line.raw(" (source port bound)");
             }
             if c.is_async() {
-                detail.push_str(" (after EINPROGRESS)");
+                line.raw(" (after EINPROGRESS)");
             }
-            ("connect".into(), errno_label(c.errno), detail)
         }
-        Body::SockIo(io) => (
-            io.syscall.name().into(),
-            errno_label(io.errno),
-            format!("fd {} {}", io.fd, endpoints(&io.sock)),
-        ),
-        Body::Listen(l) => (
-            "listen".into(),
-            "OK".into(),
-            format!("fd {} {}", l.fd, endpoints(&l.sock)),
-        ),
+        Body::SockIo(io) => fd_endpoints(line, io.fd, &io.sock),
+        Body::Listen(l) => fd_endpoints(line, l.fd, &l.sock),
         Body::Reset(r) => {
             let (dir, arrow) = match r.direction {
-                Direction::Received => ("received", "<-"),
-                Direction::Sent => ("sent", "->"),
+                Direction::Received => ("received ", " <- "),
+                Direction::Sent => ("sent ", " -> "),
             };
-            let mut detail = format!("{dir} {} {arrow} {}", r.local, r.remote);
+            line.raw(dir);
+            line.addr(&r.local);
+            line.raw(arrow);
+            line.addr(&r.remote);
             if let Some(state) = r.state {
-                detail.push_str(&format!(" {}", state.name()));
+                line.raw(" ");
+                line.raw(&state.name());
             }
             if let Some(reason) = r.reason_name() {
-                detail.push_str(&format!(" reason {reason}"));
+                line.raw(" reason ");
+                line.raw(&reason);
             }
-            ("tcp-rst".into(), "-".into(), detail)
         }
-        Body::Signal(s) => ("signal".into(), signal::name(s.sig), s.fate.name().into()),
-        Body::Exit(e) => ("exit".into(), "-".into(), e.status.to_string()),
-        Body::Fork(f) => ("fork".into(), "-".into(), format!("child {}", f.child_pid)),
-        Body::Exec(_) => ("exec".into(), "-".into(), String::new()),
+        Body::Signal(s) => line.raw(s.fate.name()),
+        Body::Exit(e) => line.fmt(format_args!("{}", e.status)),
+        Body::Fork(f) => {
+            line.raw("child ");
+            line.int(f.child_pid);
+        }
+        Body::Exec(_) => {}
+    }
+}
+
+/// `fd N` and the socket the event happened on: `local -> remote` with the protocol.
+fn fd_endpoints(line: &mut Line, fd: i32, sock: &Sock) {
+    line.raw("fd ");
+    line.int(fd);
+    match sock {
+        Sock::Socket(s) if s.proto == Proto::Unix => line.raw(" unix socket"),
+        Sock::Socket(s) => {
+            line.raw(" ");
+            line.raw(&s.proto.name());
+            line.raw(" ");
+            line.addr(&s.local);
+            line.raw(" -> ");
+            line.addr(&s.remote);
+        }
+        Sock::NotASocket => line.raw(" not a socket (pipe or file)"),
+        Sock::Unknown => line.raw(" socket ?"),
+    }
+}
+
+/// Where a process runs, appended to DETAIL: its container, its systemd unit, or its
+/// cgroup when that is not the root.
+fn place_tag(line: &mut Line, p: &Place) {
+    if let Some(id) = &p.container {
+        line.raw(" [container ");
+        line.raw(id.get(..12).unwrap_or(id));
+        line.raw("]");
+    } else if let Some(unit) = &p.unit {
+        line.raw(" [unit ");
+        line.raw(unit);
+        line.raw("]");
+    } else if p.path != "/" {
+        line.raw(" [cgroup ");
+        line.raw(&p.path);
+        line.raw("]");
     }
 }
 

@@ -1,0 +1,116 @@
+//! The text of events as `format!` wrote it before the hand-written writer: the
+//! reference the tests hold that writer to, byte for byte.
+
+use std::{
+    borrow::Cow,
+    io::{self, Write},
+};
+
+use crate::{
+    cgroup::Place,
+    clock::{self, Clock},
+    event::{
+        Addr, Body, Event,
+        reset::Direction,
+        signal,
+        sock::{Proto, Sock},
+    },
+    output::errno_label,
+};
+
+pub fn event(
+    out: &mut impl Write,
+    clock: &Clock,
+    ev: &Event,
+    place: Option<&Place>,
+) -> io::Result<()> {
+    let time = clock::hms(clock.wall_ns(ev.ktime_ns));
+    let (what, errno, mut detail) = describe(ev);
+    if let Some(tag) = place_tag(place) {
+        detail.push(' ');
+        detail.push_str(&tag);
+    }
+    // Resets and asynchronous errors with no known owner: no pid rather than a wrong one.
+    let (pid, tid, comm) = if ev.pid == 0 && !matches!(ev.body, Body::Exit(_)) {
+        ("-".to_owned(), "-".to_owned(), "?".to_owned())
+    } else {
+        (ev.pid.to_string(), ev.tid.to_string(), ev.comm.to_string())
+    };
+    writeln!(
+        out,
+        "{time:<8} {pid:>7} {tid:>7} {comm:<16} {what:<10} {errno:<13} {detail}"
+    )
+}
+
+/// `local -> remote` with the protocol, for a socket the event happened on.
+fn endpoints(sock: &Sock) -> String {
+    match sock {
+        Sock::Socket(s) if s.proto == Proto::Unix => "unix socket".into(),
+        Sock::Socket(s) => format!("{} {} -> {}", s.proto.name(), s.local, s.remote),
+        Sock::NotASocket => "not a socket (pipe or file)".into(),
+        Sock::Unknown => "socket ?".into(),
+    }
+}
+
+/// The SYSCALL, ERRNO and DETAIL columns.
+pub fn describe(ev: &Event) -> (&'static str, Cow<'static, str>, String) {
+    match &ev.body {
+        Body::Bind(b) => ("bind", errno_label(b.errno), b.addr.to_string()),
+        Body::Connect(c) => {
+            let mut detail = match c.sock.socket() {
+                Some(s) if s.local.port() != Some(0) && s.local != Addr::Unknown => {
+                    format!("{} -> {}", s.local, c.addr)
+                }
+                _ => format!("-> {}", c.addr),
+            };
+            if c.sock.socket().is_some_and(|s| s.port_bound) {
+                detail.push_str(" (source port bound)");
+            }
+            if c.is_async() {
+                detail.push_str(" (after EINPROGRESS)");
+            }
+            ("connect", errno_label(c.errno), detail)
+        }
+        Body::SockIo(io) => (
+            io.syscall.name(),
+            errno_label(io.errno),
+            format!("fd {} {}", io.fd, endpoints(&io.sock)),
+        ),
+        Body::Listen(l) => (
+            "listen",
+            "OK".into(),
+            format!("fd {} {}", l.fd, endpoints(&l.sock)),
+        ),
+        Body::Reset(r) => {
+            let (dir, arrow) = match r.direction {
+                Direction::Received => ("received", "<-"),
+                Direction::Sent => ("sent", "->"),
+            };
+            let mut detail = format!("{dir} {} {arrow} {}", r.local, r.remote);
+            if let Some(state) = r.state {
+                detail.push_str(&format!(" {}", state.name()));
+            }
+            if let Some(reason) = r.reason_name() {
+                detail.push_str(&format!(" reason {reason}"));
+            }
+            ("tcp-rst", "-".into(), detail)
+        }
+        Body::Signal(s) => ("signal", signal::name(s.sig), s.fate.name().into()),
+        Body::Exit(e) => ("exit", "-".into(), e.status.to_string()),
+        Body::Fork(f) => ("fork", "-".into(), format!("child {}", f.child_pid)),
+        Body::Exec(_) => ("exec", "-".into(), String::new()),
+    }
+}
+
+/// The short tag text output appends for where a process runs: its container, its
+/// systemd unit, or its cgroup when that is not the root.
+pub fn place_tag(place: Option<&Place>) -> Option<String> {
+    let p = place?;
+    if let Some(id) = &p.container {
+        return Some(format!("[container {}]", &id[..12.min(id.len())]));
+    }
+    if let Some(unit) = &p.unit {
+        return Some(format!("[unit {unit}]"));
+    }
+    (p.path != "/").then(|| format!("[cgroup {}]", p.path))
+}

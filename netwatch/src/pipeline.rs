@@ -1,0 +1,151 @@
+//! One ring-buffer record's way to the output: decode it, print it if it is shown,
+//! look up what explaining it needs, classify it, print its diagnoses.
+//!
+//! This is the daemon's hot path (a failure storm brings a million records a second),
+//! kept apart from the ring buffer and the event loop so that it can be driven, and
+//! measured, with records made up in memory (`benches/pipeline.rs`).
+
+use std::{collections::HashSet, io, sync::Arc};
+
+use netwatch_common::ProcCounts;
+
+use crate::{
+    diagnose::{Classifier, Context},
+    event::{self, Body, Event, bind::SOCK_DGRAM},
+    inspect::Inspector,
+    metrics::Metrics,
+    output::Printer,
+};
+
+/// What the stream shows: failures always; with `-v` everything; otherwise the exit
+/// of a process only if it had a failure shown or is one the user named (a `-p` pid,
+/// CMD itself). Every other exit would be noise: on a whole host, every process; in
+/// CMD's tree, every helper a shell script forks.
+pub struct View {
+    verbose: bool,
+    /// `--summary-only`: nothing is streamed.
+    quiet: bool,
+    /// The `-p` pids and CMD.
+    roots: HashSet<u32>,
+    /// Processes that had a failure shown and have not exited yet (looked up for every
+    /// failure: a fast hash).
+    with_failures: foldhash::HashSet<u32>,
+}
+
+impl View {
+    pub fn new(verbose: bool, quiet: bool, roots: impl IntoIterator<Item = u32>) -> Self {
+        Self {
+            verbose,
+            quiet,
+            roots: roots.into_iter().collect(),
+            with_failures: foldhash::HashSet::default(),
+        }
+    }
+
+    /// `--summary-only`: nothing is streamed.
+    pub fn quiet(&self) -> bool {
+        self.quiet
+    }
+
+    fn shows(&mut self, ev: &Event) -> bool {
+        let shown = if let Body::Exit(_) = ev.body {
+            let had_failure = self.with_failures.remove(&ev.pid);
+            let root = self.roots.remove(&ev.pid);
+            self.verbose || root || had_failure
+        } else if ev.is_failure() {
+            if ev.pid != 0 {
+                self.with_failures.insert(ev.pid);
+            }
+            true
+        } else {
+            self.verbose
+        };
+        shown && !self.quiet
+    }
+}
+
+/// What the classifier needs looked up for this event, looked up now, while the
+/// processes and sockets involved still exist.
+fn context<'a>(inspector: &'a mut Inspector, ev: &Event) -> Context<'a> {
+    const EADDRINUSE: i32 = 98;
+    const EADDRNOTAVAIL: i32 = 99;
+    let mut ctx = Context::default();
+    match &ev.body {
+        Body::Bind(b) if b.errno == EADDRINUSE => {
+            if let Some(port) = b.addr.port() {
+                ctx.holders = Some(inspector.port_holders(ev.pid, port, b.sock_type == SOCK_DGRAM));
+            }
+        }
+        Body::Connect(c)
+            if c.errno == EADDRNOTAVAIL && !c.sock.socket().is_some_and(|s| s.port_bound) =>
+        {
+            ctx.port_range = inspector.port_range(ev.pid);
+        }
+        _ => {}
+    }
+    ctx
+}
+
+pub struct Pipeline<W: io::Write> {
+    pub out: Printer<W>,
+    pub view: View,
+    pub classifier: Classifier,
+    pub metrics: Option<Arc<Metrics>>,
+    inspector: Inspector,
+    /// Records that could not be decoded (the first is logged).
+    decode_errors: u64,
+}
+
+impl<W: io::Write> Pipeline<W> {
+    pub fn new(out: Printer<W>, view: View, metrics: Option<Arc<Metrics>>) -> Self {
+        Self {
+            out,
+            view,
+            classifier: Classifier::new(),
+            inspector: Inspector::new(),
+            metrics,
+            decode_errors: 0,
+        }
+    }
+
+    /// Handle one record. `exit_counts` hands over the kernel's exact error counts of
+    /// a process that exited (and forgets them), if it has any.
+    pub fn record(
+        &mut self,
+        bytes: &[u8],
+        exit_counts: impl FnOnce(u32) -> Option<ProcCounts>,
+    ) -> io::Result<()> {
+        let ev = match event::decode(bytes) {
+            Ok(ev) => ev,
+            Err(e) => {
+                self.decode_errors += 1;
+                if self.decode_errors == 1 {
+                    tracing::warn!("undecodable record skipped: {e}");
+                }
+                return Ok(());
+            }
+        };
+        if let Some(m) = &self.metrics {
+            m.event(&ev);
+        }
+        let mut result = Ok(());
+        if self.view.shows(&ev) {
+            result = self.out.event(&ev);
+        }
+        if let Body::Exit(_) = ev.body
+            && let Some(counts) = exit_counts(ev.pid)
+        {
+            self.classifier.exact_counts(ev.pid, &counts, || ev.comm);
+        }
+        let ctx = context(&mut self.inspector, &ev);
+        for d in self.classifier.feed(&ev, &ctx) {
+            if let Some(m) = &self.metrics {
+                m.diagnosis(&d);
+            }
+            if result.is_ok() && !self.view.quiet {
+                result = self.out.diagnosis(&d);
+            }
+        }
+        result
+    }
+}
