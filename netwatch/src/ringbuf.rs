@@ -6,11 +6,17 @@
 //! then drains whatever is there either way: the timeout bounds the latency of a
 //! quiet stream, the forced wake-ups keep a busy one from overflowing.
 
-use std::{io, os::fd::AsRawFd as _, time::Duration};
+use std::{
+    io,
+    os::fd::{AsFd as _, AsRawFd, RawFd},
+    ptr::NonNull,
+    sync::atomic::{AtomicU32, AtomicUsize, Ordering},
+    time::Duration,
+};
 
 use aya::{
     Ebpf,
-    maps::{MapData, MapError, PerCpuArray, RingBuf},
+    maps::{Map, MapData, MapError, PerCpuArray},
 };
 use netwatch_common::{EVENTS_MAP, EventKind, LOST_MAP};
 use tokio::io::{Interest, unix::AsyncFd};
@@ -19,18 +25,27 @@ use tokio::io::{Interest, unix::AsyncFd};
 pub enum RingBufError {
     #[error("map {0} is missing from the eBPF object")]
     MissingMap(&'static str),
+    #[error("map {0} is not a ring buffer")]
+    NotRingBuf(&'static str),
     #[error("map {name}")]
     Map {
         name: &'static str,
         #[source]
         source: MapError,
     },
+    #[error("mapping the ring buffer {name} ({len} bytes at offset {offset})")]
+    Mmap {
+        name: &'static str,
+        len: usize,
+        offset: usize,
+        source: io::Error,
+    },
     #[error("registering the ring buffer fd {fd} with the event loop")]
     Register { fd: i32, source: io::Error },
 }
 
 pub struct Reader {
-    ring: AsyncFd<RingBuf<MapData>>,
+    ring: AsyncFd<Ring>,
 }
 
 impl Reader {
@@ -38,13 +53,13 @@ impl Reader {
         let map = ebpf
             .take_map(EVENTS_MAP)
             .ok_or(RingBufError::MissingMap(EVENTS_MAP))?;
-        let ring = RingBuf::try_from(map).map_err(|source| RingBufError::Map {
-            name: EVENTS_MAP,
-            source,
-        })?;
+        let Map::RingBuf(data) = map else {
+            return Err(RingBufError::NotRingBuf(EVENTS_MAP));
+        };
+        let ring = Ring::new(data)?;
         let fd = ring.as_raw_fd();
-        // SAFETY: the RingBuf owns its map fd, keeps it open and returns the same fd
-        // for as long as it lives, and it lives inside the AsyncFd.
+        // SAFETY: the Ring owns the map's fd (in its MapData) and keeps it open for as
+        // long as it lives, and it lives inside the AsyncFd.
         let ring =
             unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }.map_err(|e| {
                 RingBufError::Register {
@@ -63,14 +78,174 @@ impl Reader {
     }
 
     /// Hand every record now in the ring buffer to `f`; returns how many there were.
-    pub fn drain(&mut self, mut f: impl FnMut(&[u8])) -> usize {
-        let ring = self.ring.get_mut();
+    pub fn drain(&mut self, f: impl FnMut(&[u8])) -> usize {
+        self.ring.get_mut().drain(f)
+    }
+}
+
+/// A BPF ring buffer's memory, read in batches.
+///
+/// aya's `RingBuf` publishes the consumer position after every record. The producer
+/// reads that position at every reservation, so a reader on another CPU keeping pace
+/// with a storm made each reservation miss the cache for it (measured: a failing bind
+/// traced cost hundreds of ns more with the reader keeping up than without). Here the
+/// position is published once per [`PUBLISH_BYTES`] and at the end of each drain.
+///
+/// Layout (kernel/bpf/ringbuf.c): one page with the consumer position (read-write),
+/// one page with the producer position, then the data pages, mapped twice in a row so
+/// that a record wrapping around the end reads as one slice.
+struct Ring {
+    /// Keeps the map's fd open for as long as the mappings live.
+    map: MapData,
+    consumer: Mapping,
+    producer: Mapping,
+    page_size: usize,
+    /// Ring size minus one (a power of two).
+    mask: usize,
+    /// Our consumer position, published to the kernel in batches.
+    pos: usize,
+}
+
+/// Publish the consumer position at least this often while draining, so the
+/// producer can reuse space in the middle of a long drain.
+const PUBLISH_BYTES: usize = 256 * 1024;
+/// Record header: length and flags (u32), page offset (u32).
+const HEADER: usize = 8;
+const BUSY_BIT: u32 = 1 << 31;
+const DISCARD_BIT: u32 = 1 << 30;
+
+impl Ring {
+    fn new(map: MapData) -> Result<Self, RingBufError> {
+        // SAFETY: sysconf has no preconditions.
+        let page_size =
+            usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+        let size = map.info().map_err(|source| RingBufError::Map {
+            name: EVENTS_MAP,
+            source,
+        })?;
+        let size = size.max_entries() as usize;
+        let fd = map.fd().as_fd().as_raw_fd();
+        let consumer = Mapping::new(fd, page_size, 0, libc::PROT_READ | libc::PROT_WRITE)?;
+        let producer = Mapping::new(fd, page_size + 2 * size, page_size, libc::PROT_READ)?;
+        let pos = consumer.atomic_usize(0).load(Ordering::Acquire);
+        Ok(Self {
+            map,
+            consumer,
+            producer,
+            page_size,
+            mask: size - 1,
+            pos,
+        })
+    }
+
+    fn drain(&mut self, mut f: impl FnMut(&[u8])) -> usize {
         let mut n = 0;
-        while let Some(item) = ring.next() {
-            f(&item);
-            n += 1;
+        let mut published = self.pos;
+        // The kernel writes the producer position with release semantics after the
+        // record headers it covers.
+        let mut end = self.producer.atomic_usize(0).load(Ordering::Acquire);
+        loop {
+            if self.pos == end {
+                // Caught up: publish, then look once more for records that came meanwhile.
+                self.publish();
+                published = self.pos;
+                end = self.producer.atomic_usize(0).load(Ordering::Acquire);
+                if self.pos == end {
+                    return n;
+                }
+            }
+            let offset = self.page_size + (self.pos & self.mask);
+            // Pairs with the kernel's xchg that commits the record.
+            let header = self.producer.atomic_u32(offset).load(Ordering::Acquire);
+            if header & BUSY_BIT != 0 {
+                // Reserved but not yet submitted: the next drain will have it.
+                self.publish();
+                return n;
+            }
+            let len = (header & !(BUSY_BIT | DISCARD_BIT)) as usize;
+            if header & DISCARD_BIT == 0 {
+                f(self.producer.bytes(offset + HEADER, len));
+                n += 1;
+            }
+            self.pos += (HEADER + len).next_multiple_of(8);
+            if self.pos - published >= PUBLISH_BYTES {
+                self.publish();
+                published = self.pos;
+            }
         }
-        n
+    }
+
+    /// Tell the kernel the space up to `pos` is free, after reading it.
+    fn publish(&self) {
+        self.consumer
+            .atomic_usize(0)
+            .store(self.pos, Ordering::Release);
+    }
+}
+
+impl AsRawFd for Ring {
+    fn as_raw_fd(&self) -> RawFd {
+        self.map.fd().as_fd().as_raw_fd()
+    }
+}
+
+/// A shared mapping of part of a map's memory, unmapped on drop.
+struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is plain shared memory, read through atomics and immutable
+// slices; the kernel is the only other writer.
+unsafe impl Send for Mapping {}
+
+impl Mapping {
+    fn new(fd: RawFd, len: usize, offset: usize, prot: i32) -> Result<Self, RingBufError> {
+        let error = |source| RingBufError::Mmap {
+            name: EVENTS_MAP,
+            len,
+            offset,
+            source,
+        };
+        let off = libc::off_t::try_from(offset)
+            .map_err(|_| error(io::Error::from(io::ErrorKind::InvalidInput)))?;
+        // SAFETY: a fresh shared mapping of the map's fd; nothing else refers to it.
+        let ptr = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, libc::MAP_SHARED, fd, off) };
+        if ptr == libc::MAP_FAILED {
+            return Err(error(io::Error::last_os_error()));
+        }
+        let ptr = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| error(io::Error::other("NULL")))?;
+        Ok(Self { ptr, len })
+    }
+
+    fn atomic_usize(&self, offset: usize) -> &AtomicUsize {
+        assert!(offset + size_of::<AtomicUsize>() <= self.len && offset.is_multiple_of(8));
+        // SAFETY: in bounds and aligned (checked above); the kernel updates the word
+        // atomically.
+        unsafe { &*self.ptr.as_ptr().add(offset).cast::<AtomicUsize>() }
+    }
+
+    fn atomic_u32(&self, offset: usize) -> &AtomicU32 {
+        assert!(offset + size_of::<AtomicU32>() <= self.len && offset.is_multiple_of(4));
+        // SAFETY: as in `atomic_usize`.
+        unsafe { &*self.ptr.as_ptr().add(offset).cast::<AtomicU32>() }
+    }
+
+    fn bytes(&self, offset: usize, len: usize) -> &[u8] {
+        assert!(
+            offset + len <= self.len,
+            "record out of the ring buffer's mapping"
+        );
+        // SAFETY: in bounds (checked above); a submitted record is not written again
+        // until the consumer position passes it.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(offset), len) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`, unmapped once.
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
     }
 }
 
