@@ -4,6 +4,8 @@
 //! map): netwatch must never half-start and look healthy. What the running kernel
 //! lacks (a tracepoint, BTF) switches off only what depends on it, with a warning.
 
+use std::os::fd::{AsFd as _, AsRawFd as _, BorrowedFd};
+
 use aya::{
     Ebpf, EbpfLoader,
     maps::{HashMap, MapError},
@@ -242,6 +244,25 @@ impl Tracer {
         self.links.len()
     }
 
+    /// Runs of each program the kernel skipped because another BPF program was running
+    /// on that CPU (`recursion_misses`): any failure in those runs is not counted
+    /// anywhere else. Programs with none are left out.
+    pub fn missed_runs(&self) -> Vec<(&'static str, u64)> {
+        let mut out: Vec<(&'static str, u64)> = Vec::new();
+        for p in PROGRAMS {
+            if out.iter().any(|(name, _)| *name == p.name) {
+                continue;
+            }
+            let Some(Ok(fd)) = self.ebpf.program(p.name).map(|prog| prog.fd()) else {
+                continue;
+            };
+            if let Some(n) = recursion_misses(fd.as_fd()).filter(|n| *n > 0) {
+                out.push((p.name, n));
+            }
+        }
+        out
+    }
+
     /// Entries in the WATCHED map now.
     pub fn watched_entries(&self) -> usize {
         self.ebpf
@@ -264,6 +285,45 @@ impl Drop for Tracer {
             }
         });
     }
+}
+
+/// `bpf_prog_info.recursion_misses` of the program `fd` (Linux 5.12+; aya does not
+/// expose it): the uapi struct's layout is fixed, the field is at byte 208.
+fn recursion_misses(fd: BorrowedFd<'_>) -> Option<u64> {
+    const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+    const RECURSION_MISSES: usize = 208;
+    #[repr(C, align(8))]
+    struct Info([u8; 232]);
+    #[repr(C)]
+    struct Attr {
+        bpf_fd: u32,
+        info_len: u32,
+        info: u64,
+    }
+    let mut info = Info([0; 232]);
+    let mut attr = Attr {
+        bpf_fd: u32::try_from(fd.as_raw_fd()).ok()?,
+        info_len: 232,
+        info: std::ptr::addr_of_mut!(info) as u64,
+    };
+    // SAFETY: BPF_OBJ_GET_INFO_BY_FD writes at most `info_len` bytes to `info`, which
+    // is that large, and updates `attr.info_len`.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_OBJ_GET_INFO_BY_FD,
+            std::ptr::addr_of_mut!(attr),
+            size_of::<Attr>(),
+        )
+    };
+    // An older kernel fills less and has no such field.
+    if ret != 0 || (attr.info_len as usize) < RECURSION_MISSES + 8 {
+        return None;
+    }
+    let bytes: [u8; 8] = info.0[RECURSION_MISSES..RECURSION_MISSES + 8]
+        .try_into()
+        .ok()?;
+    Some(u64::from_ne_bytes(bytes))
 }
 
 fn hook_name(hook: Hook) -> String {

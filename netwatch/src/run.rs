@@ -144,6 +144,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .run(&mut sigint, &mut sigterm, &mut sighup, child)
         .await;
     let watched_entries = tracer.watched_entries();
+    let missed = tracer.missed_runs();
     drop(tracer); // detach before the summary is printed
     let result = result.and_then(|code| {
         let lost = streams.lost.by_kind()?;
@@ -161,6 +162,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             &classifier.summary(),
             &RunStats {
                 lost,
+                missed,
                 proc_counts_entries: entries,
                 watched_entries,
                 evicted: classifier.evicted(),

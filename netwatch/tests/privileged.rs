@@ -1427,6 +1427,7 @@ say(binds=binds, pipes=pipes)
         "a one-page ring buffer must overflow: {end}"
     );
     assert_eq!(end["lossy"], true);
+    assert!(end["missed_runs"].is_object(), "{end}");
     // ... and the loss was reported live too.
     assert!(
         seen.iter().any(|l| l.contains("\"kind\":\"lost\"")),

@@ -384,9 +384,14 @@ pub fn summary(out: &mut impl Write, procs: &[&Process], stats: &RunStats) -> io
         .map(|(k, n)| (kind_name(*k).to_owned(), json!(n)))
         .collect();
     let total: u64 = lost.iter().map(|(_, n)| n).sum();
+    let missed: serde_json::Map<String, Value> = stats
+        .missed
+        .iter()
+        .map(|(name, n)| ((*name).to_owned(), json!(n)))
+        .collect();
     ndjson(
         out,
-        &json!({"kind": "summary_end", "processes": procs.len(), "lost": total, "lossy": total > 0, "lost_by_kind": by_kind, "kernel_map_entries": {"proc_counts": stats.proc_counts_entries, "watched": stats.watched_entries}, "processes_left_out": stats.evicted}),
+        &json!({"kind": "summary_end", "processes": procs.len(), "lost": total, "lossy": total > 0 || !missed.is_empty(), "lost_by_kind": by_kind, "missed_runs": missed, "kernel_map_entries": {"proc_counts": stats.proc_counts_entries, "watched": stats.watched_entries}, "processes_left_out": stats.evicted}),
     )
 }
 

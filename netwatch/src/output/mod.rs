@@ -34,6 +34,9 @@ pub enum Format {
 pub struct RunStats {
     /// Records the kernel could not queue, per kind.
     pub lost: Vec<(EventKind, u64)>,
+    /// Runs of each kernel program the kernel skipped (another BPF program was running
+    /// on that CPU), programs with none left out.
+    pub missed: Vec<(&'static str, u64)>,
     /// PROC_COUNTS entries left at the end (processes still alive with errors).
     pub proc_counts_entries: usize,
     /// WATCHED entries at the end (watched processes still alive).

@@ -229,6 +229,19 @@ pub fn summary(out: &mut impl Write, procs: &[&Process], stats: &RunStats) -> io
             "lossy: {lost} events were lost (ring buffer full); counts above miss them"
         )?;
     }
+    if !stats.missed.is_empty() {
+        let missed: u64 = stats.missed.iter().map(|(_, n)| n).sum();
+        let programs: Vec<String> = stats
+            .missed
+            .iter()
+            .map(|(name, n)| format!("{name} {n}"))
+            .collect();
+        writeln!(
+            out,
+            "lossy: the kernel skipped {missed} runs of netwatch's programs ({}) while another BPF program ran on the same CPU; failures in them are not counted",
+            programs.join(", ")
+        )?;
+    }
     Ok(())
 }
 
