@@ -122,20 +122,7 @@ fn exit(errno: i32, syscall: Syscall) -> Option<()> {
     if matches!(what, kernel::Fd::Other) && errno != EPIPE {
         return None;
     }
-    let header = emit::header(EventKind::SockIo, pid_tgid);
-    if let kernel::Fd::Socket(sk) = what {
-        set_owner(sk, pid_tgid, header.comm);
-    }
-    maps::count((pid_tgid >> 32) as u32, errno, family(syscall));
-    let mut slot = emit::reserve::<SockIoEvent>(EventKind::SockIo)?;
-    let ev = slot.zeroed();
-    ev.header = header;
-    ev.errno = errno;
-    ev.fd = fd;
-    ev.syscall = syscall as u32;
-    kernel::fill_fd(&what, &mut ev.sock);
-    slot.submit();
-    Some(())
+    report(pid_tgid, errno, fd, syscall, &what)
 }
 
 /// The current task raised SIGPIPE on itself: if it is writing to a pipe (not a
@@ -151,14 +138,24 @@ pub fn pipe_epipe(pid_tgid: u64) -> Option<()> {
     if !matches!(what, kernel::Fd::Other) {
         return None;
     }
-    maps::count((pid_tgid >> 32) as u32, EPIPE, family(syscall));
+    report(pid_tgid, EPIPE, fd, syscall, &what)
+}
+
+/// Count and queue the failure of `syscall` on `fd` (what the fd walk found there).
+#[inline(always)]
+fn report(pid_tgid: u64, errno: i32, fd: i32, syscall: Syscall, what: &kernel::Fd) -> Option<()> {
+    let header = emit::header(EventKind::SockIo, pid_tgid);
+    if let kernel::Fd::Socket(sk) = *what {
+        set_owner(sk, pid_tgid, header.comm);
+    }
+    maps::count((pid_tgid >> 32) as u32, errno, family(syscall));
     let mut slot = emit::reserve::<SockIoEvent>(EventKind::SockIo)?;
     let ev = slot.zeroed();
-    ev.header = emit::header(EventKind::SockIo, pid_tgid);
-    ev.errno = EPIPE;
+    ev.header = header;
+    ev.errno = errno;
     ev.fd = fd;
     ev.syscall = syscall as u32;
-    kernel::fill_fd(&what, &mut ev.sock);
+    kernel::fill_fd(what, &mut ev.sock);
     slot.submit();
     Some(())
 }
