@@ -72,6 +72,8 @@ pub struct Header {
     pub comm: [u8; COMM_LEN],
 }
 const _: () = assert!(core::mem::size_of::<Header>() == 48);
+// The kernel programs store `comm` as two words.
+const _: () = assert!(core::mem::offset_of!(Header, comm) % 8 == 0);
 
 /// Address families as the kernel numbers them (include/linux/socket.h).
 pub const AF_UNIX: u16 = 1;
@@ -316,8 +318,18 @@ pub struct KernelOffsets {
     /// `struct inet_sock.inet_sport`: the local port in network order, kept after
     /// the kernel releases `skc_num` (a reset socket goes to CLOSE and loses it).
     pub inet_sport: u32,
+    /// `task_struct.comm`, read as two words instead of `bpf_get_current_comm`.
+    pub task_comm: u32,
+    /// `task_struct.cgroups` -> `css_set.dfl_cgrp` -> `cgroup.kn` -> `kernfs_node.id`:
+    /// the cgroup v2 id `bpf_get_current_cgroup_id` returns, by direct loads.
+    pub task_cgroups: u32,
+    pub css_set_dfl_cgrp: u32,
+    pub cgroup_kn: u32,
+    pub kernfs_node_id: u32,
+    /// `struct socket.type`: read with `socket.sk` in one copy.
+    pub socket_type: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 112);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 136);
 
 /// Name of the [`TpLayout`] global in the eBPF object.
 pub const TP_LAYOUT_GLOBAL: &str = "TP_LAYOUT";
@@ -333,8 +345,8 @@ pub const CONNECTING_MAX: u32 = 16384;
 pub const SOCK_OWNER_MAP: &str = "SOCK_OWNER";
 pub const SOCK_OWNER_MAX: u32 = 65536;
 
-/// Per-CPU LRU hash from thread-group id to [`ProcCounts`]: exact error counts,
-/// bumped before the ring buffer reservation, so they hold even when records are lost.
+/// Per-CPU LRU hash from thread-group id to [`ProcCounts`]: the failures whose records
+/// the ring buffer could not take. Added to the records received, the counts are exact.
 pub const PROC_COUNTS_MAP: &str = "PROC_COUNTS";
 pub const PROC_COUNTS_MAX: u32 = 16384;
 
@@ -349,7 +361,7 @@ pub const FAMILY_SEND: usize = 2;
 pub const FAMILY_RECV: usize = 3;
 pub const FAMILY_SENDFILE: usize = 4;
 
-/// Exact error counts of one process: `n[class * COUNT_FAMILIES + family]`.
+/// Lost failures of one process: `n[class * COUNT_FAMILIES + family]`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProcCounts {
@@ -385,6 +397,7 @@ pub struct Owner {
     pub comm: [u8; COMM_LEN],
 }
 const _: () = assert!(core::mem::size_of::<Owner>() == 32);
+const _: () = assert!(core::mem::offset_of!(Owner, comm) % 8 == 0);
 
 /// Name of the [`Config`] global in the eBPF object.
 pub const CONFIG_GLOBAL: &str = "CONFIG";

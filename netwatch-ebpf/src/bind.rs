@@ -2,9 +2,7 @@
 //! bind was recovered).
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid},
-    macros::tracepoint,
-    programs::TracePointContext,
+    helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::TracePointContext,
 };
 use netwatch_common::{EventKind, FAMILY_BIND, bind::BindEvent};
 
@@ -31,19 +29,19 @@ fn exit(ret: i64, args: &SyscallArgs) -> Option<()> {
     }
     // bind(int fd, const struct sockaddr *addr, socklen_t addrlen)
     let fd = args.arg(0) as i32;
+    let comm = kernel::current_comm();
     let mut sock_type = 0;
-    if let kernel::Fd::Socket(sk) = kernel::lookup_after(fd, ret) {
+    if let kernel::Fd::Socket(s) = kernel::lookup_after(fd, ret) {
         if ret == 0 {
-            set_owner(sk, pid_tgid, bpf_get_current_comm().unwrap_or([0; 16]));
+            set_owner(s.sk, pid_tgid, comm);
         }
-        sock_type = kernel::sock_type(sk);
+        sock_type = s.sock_type;
     }
-    if ret < 0 {
-        maps::count((pid_tgid >> 32) as u32, -ret as i32, FAMILY_BIND);
-    }
-    let mut slot = emit::reserve::<BindEvent>(EventKind::Bind)?;
+    let tgid = (pid_tgid >> 32) as u32;
+    let mut slot =
+        emit::reserve_failure::<BindEvent>(EventKind::Bind, tgid, -ret as i32, FAMILY_BIND)?;
     let ev = slot.zeroed();
-    ev.header = emit::header(EventKind::Bind, pid_tgid);
+    ev.header = emit::header_with_comm(EventKind::Bind, pid_tgid, comm);
     ev.errno = -ret as i32;
     ev.fd = fd;
     ev.sock_type = sock_type;

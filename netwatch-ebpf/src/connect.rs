@@ -2,7 +2,7 @@
 //! non-blocking connects that arrive later on the socket (`inet_sk_error_report`).
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid},
+    helpers::bpf_get_current_pid_tgid,
     macros::{raw_tracepoint, tracepoint},
     programs::{RawTracePointContext, TracePointContext},
 };
@@ -46,15 +46,15 @@ fn exit(ret: i64, args: &SyscallArgs) -> Option<()> {
     // connect(int fd, const struct sockaddr *addr, socklen_t addrlen)
     let fd = args.arg(0) as i32;
     let what = kernel::lookup_after(fd, ret);
-    let comm = bpf_get_current_comm().unwrap_or([0; 16]);
+    let comm = kernel::current_comm();
     let sk = match what {
-        kernel::Fd::Socket(sk) => sk,
+        kernel::Fd::Socket(s) => s.sk,
         _ => 0,
     };
     // Addresses and ports only: a unix-domain connect failing with ENOENT is a
     // name-service lookup (nscd, systemd userdb) on every host, not a network error.
     let family = match what {
-        kernel::Fd::Socket(sk) => kernel::family(sk),
+        kernel::Fd::Socket(s) => kernel::family(s.sk),
         _ => sockaddr::user_family(args.arg(1), args.arg(2)),
     };
     if family != AF_INET && family != AF_INET6 {
@@ -81,12 +81,11 @@ fn exit(ret: i64, args: &SyscallArgs) -> Option<()> {
         (0, _) if CONFIG.load().verbose == 0 => return None,
         (e, _) => (e as i32, CONNECT_SYSCALL),
     };
-    if errno != 0 {
-        maps::count((pid_tgid >> 32) as u32, errno, FAMILY_CONNECT);
-    }
-    let mut slot = emit::reserve::<ConnectEvent>(EventKind::Connect)?;
+    let tgid = (pid_tgid >> 32) as u32;
+    let mut slot =
+        emit::reserve_failure::<ConnectEvent>(EventKind::Connect, tgid, errno, FAMILY_CONNECT)?;
     let ev = slot.zeroed();
-    ev.header = emit::header(EventKind::Connect, pid_tgid);
+    ev.header = emit::header_with_comm(EventKind::Connect, pid_tgid, comm);
     ev.errno = errno;
     ev.fd = fd;
     ev.origin = origin;
@@ -134,8 +133,8 @@ fn try_inet_sk_error_report(ctx: &RawTracePointContext) -> Option<()> {
     if maps::filtering() && (tgid == 0 || !maps::watched(tgid)) {
         return None;
     }
-    maps::count(tgid, err, FAMILY_CONNECT);
-    let mut slot = emit::reserve::<ConnectEvent>(EventKind::Connect)?;
+    let mut slot =
+        emit::reserve_failure::<ConnectEvent>(EventKind::Connect, tgid, err, FAMILY_CONNECT)?;
     let ev = slot.zeroed();
     ev.header = emit::header_for(EventKind::Connect, tgid, tid, comm, cgroup);
     ev.errno = err;

@@ -2,15 +2,15 @@
 
 use aya_ebpf::{
     bindings::{BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, BPF_RB_PROD_POS},
-    helpers::{
-        bpf_get_current_comm,
-        generated::{bpf_get_current_cgroup_id, bpf_ktime_get_ns},
-    },
+    helpers::generated::bpf_ktime_get_ns,
     maps::ring_buf::RingBufEntry,
 };
 use netwatch_common::{EventKind, Header};
 
-use crate::maps::{EVENTS, count_lost};
+use crate::{
+    kernel,
+    maps::{self, EVENTS, count_lost},
+};
 
 /// Wake the reader each time the producer position crosses a multiple of this many
 /// bytes; every other record is submitted without a wake-up. A wake-up costs the
@@ -25,18 +25,28 @@ pub struct Slot<T: 'static> {
     wake: bool,
 }
 
+/// The header of an event about the current task.
 #[inline(always)]
 pub fn header(kind: EventKind, pid_tgid: u64) -> Header {
-    Header {
-        // SAFETY: helpers without preconditions.
+    header_with_comm(kind, pid_tgid, kernel::current_comm())
+}
+
+/// [`header`] with the current task's comm already read (`kernel::current_comm`).
+#[inline(always)]
+pub fn header_with_comm(kind: EventKind, pid_tgid: u64, comm: [u64; 2]) -> Header {
+    let mut h = Header {
+        // SAFETY: helper without preconditions.
         ktime_ns: unsafe { bpf_ktime_get_ns() },
-        cgroup_id: unsafe { bpf_get_current_cgroup_id() },
+        cgroup_id: kernel::current_cgroup_id(),
         kind: kind as u32,
         tgid: (pid_tgid >> 32) as u32,
         tid: pid_tgid as u32,
         _pad: 0,
-        comm: bpf_get_current_comm().unwrap_or([0; 16]),
-    }
+        comm: [0; 16],
+    };
+    // SAFETY: Header::comm is 8-byte aligned.
+    unsafe { kernel::put_comm(&mut h.comm, comm) };
+    h
 }
 
 /// A header for an event about another task than the current one (a socket's
@@ -53,6 +63,23 @@ pub fn header_for(kind: EventKind, tgid: u32, tid: u32, comm: [u8; 16], cgroup_i
         _pad: 0,
         comm,
     }
+}
+
+/// Reserve the record of a failure (`errno` > 0) of `tgid` in syscall family
+/// `family`; when the ring buffer is full, count the record lost and the failure in
+/// the process's counts (PROC_COUNTS), which keeps its totals exact.
+#[inline(always)]
+pub fn reserve_failure<T: 'static>(
+    kind: EventKind,
+    tgid: u32,
+    errno: i32,
+    family: usize,
+) -> Option<Slot<T>> {
+    let slot = reserve(kind);
+    if slot.is_none() && errno != 0 {
+        maps::count(tgid, errno, family);
+    }
+    slot
 }
 
 /// Reserve a record; counts it as lost when the ring buffer is full.

@@ -1,9 +1,14 @@
 //! Reading kernel structures at the offsets the loader found in BTF: the current
 //! task's fd table, a socket's addresses and state, a task's signal handlers.
 
+use core::ffi::c_void;
+
 use aya_ebpf::helpers::{
     bpf_probe_read_kernel,
-    generated::{bpf_get_current_task, bpf_get_current_task_btf},
+    generated::{
+        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_task,
+        bpf_get_current_task_btf,
+    },
 };
 use netwatch_common::{
     AF_INET, AF_INET6, AF_UNIX, KernelOffsets, SOCK_NOT_A_SOCKET, SOCK_RESOLVED, SockInfo,
@@ -46,10 +51,69 @@ pub fn current_task() -> u64 {
     unsafe { bpf_get_current_task() }
 }
 
+/// The current task's comm as two words (for the 8-byte aligned `comm` fields of
+/// `Header` and `Owner`): two loads instead of the helper's string copy.
+#[inline(always)]
+pub fn current_comm() -> [u64; 2] {
+    if let Some(k) = offsets() {
+        // SAFETY: bpf_get_current_task_btf returns a trusted pointer to the current
+        // task; `comm` is a 16-byte array at this offset (loads within an array
+        // member are allowed at any size).
+        unsafe {
+            let task = bpf_get_current_task_btf().cast::<u8>();
+            return [btf_load(task, k.task_comm), btf_load(task, k.task_comm + 8)];
+        }
+    }
+    let mut comm = core::mem::MaybeUninit::<[u64; 2]>::uninit();
+    // SAFETY: the helper fills all 16 bytes (NUL-padded, or zeroes on failure).
+    unsafe {
+        bpf_get_current_comm(comm.as_mut_ptr().cast::<c_void>(), 16);
+        comm.assume_init()
+    }
+}
+
+/// Store comm words in a `comm` field.
+///
+/// # Safety
+/// `dst` must be 8-byte aligned, as `Header::comm` and `Owner::comm` are (asserted
+/// in netwatch-common).
+#[inline(always)]
+pub unsafe fn put_comm(dst: &mut [u8; 16], words: [u64; 2]) {
+    // SAFETY: see above.
+    unsafe { core::ptr::from_mut(dst).cast::<[u64; 2]>().write(words) }
+}
+
+/// The current task's cgroup v2 id, as `bpf_get_current_cgroup_id` computes it
+/// (task->cgroups->dfl_cgrp->kn->id), by four direct loads.
+#[inline(always)]
+pub fn current_cgroup_id() -> u64 {
+    let Some(k) = offsets() else {
+        // SAFETY: helper without preconditions.
+        return unsafe { bpf_get_current_cgroup_id() };
+    };
+    // SAFETY: BTF-checked loads from the trusted current task (tracepoint programs
+    // run under RCU, which `task->cgroups` needs); a NULL pointer reads as 0.
+    unsafe {
+        let task = bpf_get_current_task_btf().cast::<u8>();
+        let cset: *const u8 = btf_load(task, k.task_cgroups);
+        let cgrp: *const u8 = btf_load(cset, k.css_set_dfl_cgrp);
+        let kn: *const u8 = btf_load(cgrp, k.cgroup_kn);
+        btf_load(kn, k.kernfs_node_id)
+    }
+}
+
+/// A socket found in the fd table.
+#[derive(Clone, Copy)]
+pub struct Socket {
+    /// The `struct sock` address.
+    pub sk: u64,
+    /// `SOCK_STREAM`, `SOCK_DGRAM`...
+    pub sock_type: u16,
+}
+
 /// What file descriptor `fd` of the current task is.
 pub enum Fd {
-    /// A socket: its `struct sock` address.
-    Socket(u64),
+    Socket(Socket),
     /// Open, but not a socket.
     Other,
     /// Not resolvable (closed, or BTF unavailable).
@@ -125,15 +189,33 @@ fn fd_lookup_with(k: &KernelOffsets, fd: i32, check_type: bool) -> Option<Fd> {
         }
     }
     let socket: u64 = read(file, k.file_private_data)?;
-    let sk: u64 = read(socket, k.socket_sk)?;
-    Some(if sk == 0 { Fd::Unknown } else { Fd::Socket(sk) })
+    let (sk, sock_type) = socket_sk_and_type(k, socket)?;
+    Some(if sk == 0 {
+        Fd::Unknown
+    } else {
+        Fd::Socket(Socket { sk, sock_type })
+    })
+}
+
+/// `socket->sk` and `socket->type`: one copy of the struct's first 32 bytes where
+/// both lie there (they do on x86_64: state, type, flags, file, sk).
+#[inline(always)]
+fn socket_sk_and_type(k: &KernelOffsets, socket: u64) -> Option<(u64, u16)> {
+    if k.socket_sk % 8 == 0 && k.socket_sk <= 24 && k.socket_type <= 6 {
+        let w: [u64; 4] = read(socket, 0)?;
+        let sk = *w.get((k.socket_sk / 8) as usize)?;
+        let sock_type = (w[0] >> (k.socket_type * 8)) as u16;
+        Some((sk, sock_type))
+    } else {
+        Some((read(socket, k.socket_sk)?, read(socket, k.socket_type)?))
+    }
 }
 
 /// Fill `info` (zeroed) for what `fd` is; flags say whether it resolved.
 #[inline(always)]
 pub fn fill_fd(fd: &Fd, info: &mut SockInfo) {
     match *fd {
-        Fd::Socket(sk) => fill_sock(sk, info),
+        Fd::Socket(s) => fill_sock(s.sk, info),
         Fd::Other => info.flags = SOCK_NOT_A_SOCKET,
         Fd::Unknown => {}
     }
@@ -185,12 +267,6 @@ pub fn fill_sock(sk: u64, info: &mut SockInfo) {
 #[inline(always)]
 pub fn family(sk: u64) -> u16 {
     offsets().and_then(|k| read(sk, k.sk_family)).unwrap_or(0)
-}
-
-/// `sk->sk_type` (SOCK_STREAM, SOCK_DGRAM...), 0 when unknown.
-#[inline(always)]
-pub fn sock_type(sk: u64) -> u16 {
-    offsets().and_then(|k| read(sk, k.sk_type)).unwrap_or(0)
 }
 
 /// The current task's handler for signal `sig` (0 = SIG_DFL, 1 = SIG_IGN).

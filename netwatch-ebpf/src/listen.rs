@@ -2,9 +2,7 @@
 //! `accept(2)`/`accept4(2)` (not queued: they only record the new socket's owner).
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid},
-    macros::tracepoint,
-    programs::TracePointContext,
+    helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::TracePointContext,
 };
 use netwatch_common::{EventKind, Syscall, listen::ListenEvent};
 
@@ -42,13 +40,13 @@ fn exit(ret: i64, args: &SyscallArgs) -> Option<()> {
     // listen(int fd, int backlog)
     let fd = args.arg(0) as i32;
     let what = kernel::socket_fd(fd);
-    let header = emit::header(EventKind::Listen, pid_tgid);
-    if let kernel::Fd::Socket(sk) = what {
-        set_owner(sk, pid_tgid, header.comm);
+    let comm = kernel::current_comm();
+    if let kernel::Fd::Socket(s) = what {
+        set_owner(s.sk, pid_tgid, comm);
     }
     let mut slot = emit::reserve::<ListenEvent>(EventKind::Listen)?;
     let ev = slot.zeroed();
-    ev.header = header;
+    ev.header = emit::header_with_comm(EventKind::Listen, pid_tgid, comm);
     ev.fd = fd;
     ev.syscall = Syscall::Listen as u32;
     kernel::fill_fd(&what, &mut ev.sock);
@@ -67,8 +65,8 @@ fn accepted(ret: i64) -> Option<()> {
     if !maps::selected((pid_tgid >> 32) as u32) {
         return None;
     }
-    if let kernel::Fd::Socket(sk) = kernel::socket_fd(ret as i32) {
-        set_owner(sk, pid_tgid, bpf_get_current_comm().unwrap_or([0; 16]));
+    if let kernel::Fd::Socket(s) = kernel::socket_fd(ret as i32) {
+        set_owner(s.sk, pid_tgid, kernel::current_comm());
     }
     Some(())
 }

@@ -2,7 +2,7 @@
 
 use aya_ebpf::{
     Global,
-    helpers::generated::{bpf_get_current_ancestor_cgroup_id, bpf_get_current_cgroup_id},
+    helpers::generated::bpf_get_current_ancestor_cgroup_id,
     macros::map,
     maps::{HashMap, LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
 };
@@ -10,6 +10,8 @@ use netwatch_common::{
     COMM_LEN, CONNECTING_MAX, Config, EventKind, KernelOffsets, Owner, PROC_COUNTS_MAX, ProcCounts,
     SOCK_OWNER_MAX, TpLayout, WATCHED_MAX,
 };
+
+use crate::kernel;
 
 /// Set by the loader (`override_global`); read-only at run time, so the verifier
 /// folds its fields into constants and prunes branches that cannot run.
@@ -58,6 +60,12 @@ pub static KERNEL_OFFSETS: Global<KernelOffsets> = Global::new(KernelOffsets {
     sighand_action: 0,
     k_sigaction_size: 0,
     inet_sport: 0,
+    task_comm: 0,
+    task_cgroups: 0,
+    css_set_dfl_cgrp: 0,
+    cgroup_kn: 0,
+    kernfs_node_id: 0,
+    socket_type: 0,
 });
 
 /// Records to userspace. The loader sets the real size (`--ring-buffer-size`).
@@ -89,8 +97,10 @@ pub static CONNECTING: LruHashMap<u64, u8> = LruHashMap::with_max_entries(CONNEC
 #[map]
 pub static PENDING_ERR: LruHashMap<u64, i32> = LruHashMap::with_max_entries(CONNECTING_MAX, 0);
 
-/// Exact error counts per process, per CPU (no atomics on the hot path). The daemon
-/// reads and deletes a process's entry when it has exited.
+/// Failures whose record the ring buffer could not take, per process, per CPU (no
+/// atomics). The daemon adds them to what it received, for exact totals, and
+/// deletes a process's entry when it has exited. Nothing is written while records
+/// get through: the hot path stays free of hash map updates.
 #[map]
 pub static PROC_COUNTS: LruPerCpuHashMap<u32, ProcCounts> =
     LruPerCpuHashMap::with_max_entries(PROC_COUNTS_MAX, 0);
@@ -99,8 +109,7 @@ pub static PROC_COUNTS: LruPerCpuHashMap<u32, ProcCounts> =
 /// next to the handlers' own data).
 static ZERO_COUNTS: ProcCounts = ProcCounts::ZERO;
 
-/// Count a failure of `tgid` (before its record is reserved: exact even when the
-/// ring buffer is full).
+/// Count a failure of `tgid` whose record was lost.
 #[inline(always)]
 pub fn count(tgid: u32, errno: i32, family: usize) {
     if tgid == 0 {
@@ -171,20 +180,21 @@ pub fn count_lost(kind: EventKind) {
     }
 }
 
-/// Remember that the current process uses socket `sk`.
+/// Remember that the current process uses socket `sk`; `comm` is its
+/// `kernel::current_comm()`.
 #[inline(always)]
-pub fn set_owner(sk: u64, pid_tgid: u64, comm: [u8; COMM_LEN]) {
+pub fn set_owner(sk: u64, pid_tgid: u64, comm: [u64; 2]) {
     if sk == 0 {
         return;
     }
-    // SAFETY: helper without preconditions.
-    let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
-    let owner = Owner {
-        cgroup_id,
+    let mut owner = Owner {
+        cgroup_id: kernel::current_cgroup_id(),
         tgid: (pid_tgid >> 32) as u32,
         tid: pid_tgid as u32,
-        comm,
+        comm: [0; COMM_LEN],
     };
+    // SAFETY: Owner::comm is 8-byte aligned.
+    unsafe { kernel::put_comm(&mut owner.comm, comm) };
     let _ = SOCK_OWNER.insert(&sk, &owner, 0);
 }
 

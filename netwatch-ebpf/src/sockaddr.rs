@@ -1,35 +1,55 @@
 //! Reading a `struct sockaddr` from user memory.
 
-use aya_ebpf::helpers::bpf_probe_read_user_buf;
+use core::{ffi::c_void, mem::MaybeUninit};
+
+use aya_ebpf::helpers::generated::bpf_probe_read_user;
 use netwatch_common::{AF_INET, AF_INET6, SockAddr};
+
+/// Copy the first `N` bytes at user address `ptr` into 8-byte words, the rest zero.
+#[inline(always)]
+fn read_words<const N: u32>(ptr: u64) -> Option<[u64; 4]> {
+    let mut raw = MaybeUninit::<[u64; 4]>::uninit();
+    let words = raw.as_mut_ptr().cast::<u64>();
+    // SAFETY: zero the four words first, with stores LLVM cannot turn into a call to
+    // memset (a byte loop in BPF); then the helper checks the user address and writes
+    // at most N <= 32 bytes.
+    let rc = unsafe {
+        for i in 0..4 {
+            core::ptr::write_volatile(words.add(i), 0);
+        }
+        bpf_probe_read_user(words.cast::<c_void>(), N, ptr as *const c_void)
+    };
+    // SAFETY: every word was written above.
+    (rc == 0).then(|| unsafe { raw.assume_init() })
+}
 
 /// Decode the sockaddr at user address `ptr` of length `len` (sockaddr_in or
 /// sockaddr_in6; other families keep only the family). A failed read leaves
 /// family 0, which the daemon shows as "?".
 #[inline(always)]
 pub fn read_user(ptr: u64, len: u64, out: &mut SockAddr) {
-    // sockaddr_in6 is 28 bytes: family(2) port(2) flowinfo(4) addr(16) scope_id(4).
-    let mut raw = [0u8; 28];
-    // SAFETY: the helper checks the user address; sizes are constants for the verifier.
-    let ok = unsafe {
-        if len >= 28 {
-            bpf_probe_read_user_buf(ptr as *const u8, &mut raw[..28]).is_ok()
-        } else if len >= 16 {
-            bpf_probe_read_user_buf(ptr as *const u8, &mut raw[..16]).is_ok()
-        } else if len >= 2 {
-            bpf_probe_read_user_buf(ptr as *const u8, &mut raw[..2]).is_ok()
-        } else {
-            false
-        }
+    // sockaddr_in6 is 28 bytes: family(2) port(2) flowinfo(4) addr(16) scope_id(4);
+    // sockaddr_in 16: family(2) port(2) addr(4) zero(8).
+    let raw = if len >= 28 {
+        read_words::<28>(ptr)
+    } else if len >= 16 {
+        read_words::<16>(ptr)
+    } else if len >= 2 {
+        read_words::<2>(ptr)
+    } else {
+        None
     };
-    if !ok {
-        return;
-    }
-    out.family = u16::from_ne_bytes([raw[0], raw[1]]);
-    out.port = u16::from_be_bytes([raw[2], raw[3]]);
+    let Some(w) = raw else { return };
+    out.family = w[0] as u16;
+    out.port = u16::from_be((w[0] >> 16) as u16);
     match out.family {
-        AF_INET if len >= 16 => out.addr[..4].copy_from_slice(&raw[4..8]),
-        AF_INET6 if len >= 28 => out.addr.copy_from_slice(&raw[8..24]),
+        AF_INET if len >= 16 => {
+            out.addr[..4].copy_from_slice(&((w[0] >> 32) as u32).to_ne_bytes());
+        }
+        AF_INET6 if len >= 28 => {
+            out.addr[..8].copy_from_slice(&w[1].to_ne_bytes());
+            out.addr[8..].copy_from_slice(&w[2].to_ne_bytes());
+        }
         _ => out.port = 0,
     }
 }
@@ -37,10 +57,8 @@ pub fn read_user(ptr: u64, len: u64, out: &mut SockAddr) {
 /// The family of the sockaddr at user address `ptr` of length `len`, 0 when unreadable.
 #[inline(always)]
 pub fn user_family(ptr: u64, len: u64) -> u16 {
-    let mut raw = [0u8; 2];
-    // SAFETY: the helper checks the user address.
-    if len < 2 || unsafe { bpf_probe_read_user_buf(ptr as *const u8, &mut raw) }.is_err() {
+    if len < 2 {
         return 0;
     }
-    u16::from_ne_bytes(raw)
+    read_words::<2>(ptr).map_or(0, |w| w[0] as u16)
 }

@@ -67,12 +67,13 @@ fn failed(ctx: &RawTracePointContext, ret: i32) -> Option<()> {
     let args = SyscallArgs::current()?;
     let syscall = syscalls::sockio(args.nr()).filter(|s| !several(*s))?;
     let sk: u64 = ctx.arg(0);
-    let header = emit::header(EventKind::SockIo, pid_tgid);
-    set_owner(sk, pid_tgid, header.comm);
-    maps::count((pid_tgid >> 32) as u32, errno, family(syscall));
-    let mut slot = emit::reserve::<SockIoEvent>(EventKind::SockIo)?;
+    let comm = kernel::current_comm();
+    set_owner(sk, pid_tgid, comm);
+    let tgid = (pid_tgid >> 32) as u32;
+    let mut slot =
+        emit::reserve_failure::<SockIoEvent>(EventKind::SockIo, tgid, errno, family(syscall))?;
     let ev = slot.zeroed();
-    ev.header = header;
+    ev.header = emit::header_with_comm(EventKind::SockIo, pid_tgid, comm);
     ev.errno = errno;
     ev.fd = fd(&args, syscall);
     ev.syscall = syscall as u32;
@@ -144,14 +145,15 @@ pub fn pipe_epipe(pid_tgid: u64) -> Option<()> {
 /// Count and queue the failure of `syscall` on `fd` (what the fd walk found there).
 #[inline(always)]
 fn report(pid_tgid: u64, errno: i32, fd: i32, syscall: Syscall, what: &kernel::Fd) -> Option<()> {
-    let header = emit::header(EventKind::SockIo, pid_tgid);
-    if let kernel::Fd::Socket(sk) = *what {
-        set_owner(sk, pid_tgid, header.comm);
+    let comm = kernel::current_comm();
+    if let kernel::Fd::Socket(s) = *what {
+        set_owner(s.sk, pid_tgid, comm);
     }
-    maps::count((pid_tgid >> 32) as u32, errno, family(syscall));
-    let mut slot = emit::reserve::<SockIoEvent>(EventKind::SockIo)?;
+    let tgid = (pid_tgid >> 32) as u32;
+    let mut slot =
+        emit::reserve_failure::<SockIoEvent>(EventKind::SockIo, tgid, errno, family(syscall))?;
     let ev = slot.zeroed();
-    ev.header = header;
+    ev.header = emit::header_with_comm(EventKind::SockIo, pid_tgid, comm);
     ev.errno = errno;
     ev.fd = fd;
     ev.syscall = syscall as u32;

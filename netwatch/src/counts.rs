@@ -1,5 +1,6 @@
-//! The kernel's exact per-process error counts (PROC_COUNTS): read and deleted when
-//! a process has exited, and for every process left at the end of the run.
+//! The kernel's per-process counts of failures whose records were lost (PROC_COUNTS):
+//! read and deleted when a process has exited, and for every process left at the end
+//! of the run; added to the stream's counts, they make them exact.
 
 use aya::{
     Ebpf,

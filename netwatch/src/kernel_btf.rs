@@ -211,6 +211,12 @@ impl KernelBtf {
             sighand_action: self.offset("sighand_struct", "action")?,
             k_sigaction_size: self.size("k_sigaction")?,
             inet_sport: self.offset("inet_sock", "inet_sport")?,
+            task_comm: self.offset("task_struct", "comm")?,
+            task_cgroups: self.offset("task_struct", "cgroups")?,
+            css_set_dfl_cgrp: self.offset("css_set", "dfl_cgrp")?,
+            cgroup_kn: self.offset("cgroup", "kn")?,
+            kernfs_node_id: self.offset("kernfs_node", "id")?,
+            socket_type: self.offset("socket", "type")?,
         })
     }
 }

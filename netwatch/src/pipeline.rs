@@ -108,8 +108,8 @@ impl<W: io::Write> Pipeline<W> {
         }
     }
 
-    /// Handle one record. `exit_counts` hands over the kernel's exact error counts of
-    /// a process that exited (and forgets them), if it has any.
+    /// Handle one record. `exit_counts` hands over the kernel's counts of the lost
+    /// failures of a process that exited (and forgets them), if it has any.
     pub fn record(
         &mut self,
         bytes: &[u8],
@@ -135,7 +135,7 @@ impl<W: io::Write> Pipeline<W> {
         if let Body::Exit(_) = ev.body
             && let Some(counts) = exit_counts(ev.pid)
         {
-            self.classifier.exact_counts(ev.pid, &counts, || ev.comm);
+            self.classifier.lost_counts(ev.pid, &counts, || ev.comm);
         }
         let ctx = context(&mut self.inspector, &ev);
         for d in self.classifier.feed(&ev, &ctx) {

@@ -153,7 +153,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             out, classifier, ..
         } = &mut streams.pipeline;
         for (pid, counts) in streams.kernel_counts.take_all() {
-            classifier.exact_counts(pid, &counts, || comm_of(pid));
+            classifier.lost_counts(pid, &counts, || comm_of(pid));
         }
         if args.quiet {
             return Ok(code);

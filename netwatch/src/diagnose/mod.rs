@@ -634,9 +634,10 @@ impl Classifier {
             .retain(|r| now_ns.saturating_sub(r.at_ns) <= RELEASE_WINDOW_NS);
     }
 
-    /// Replace the counts derived from the stream with the kernel's exact ones for
-    /// `pid` (see netwatch-common's ProcCounts). Call before feeding its exit.
-    pub fn exact_counts(&mut self, pid: u32, exact: &ProcCounts, comm: impl FnOnce() -> Comm) {
+    /// Add the failures of `pid` whose records the ring buffer could not take (the
+    /// kernel counts them per process: netwatch-common's ProcCounts) to the counts
+    /// taken from the stream, which makes them exact. Call before feeding its exit.
+    pub fn lost_counts(&mut self, pid: u32, lost: &ProcCounts, comm: impl FnOnce() -> Comm) {
         const FAMILIES: [&str; COUNT_FAMILIES] = ["bind", "connect", "send", "recv", "sendfile"];
         const NAMED: [Class; 4] = [
             Class::AddrInUse,
@@ -654,23 +655,15 @@ impl Classifier {
         };
         for (family_index, family) in FAMILIES.iter().enumerate() {
             for class in NAMED {
-                let n = exact.n[ProcCounts::index(class.errno(), family_index)];
-                if n == 0 {
-                    p.counts.remove(&(class, *family));
-                } else {
-                    p.counts.insert((class, *family), n);
+                let n = lost.n[ProcCounts::index(class.errno(), family_index)];
+                if n > 0 {
+                    *p.counts.entry((class, *family)).or_default() += n;
                 }
             }
-            // Other errnos: the kernel has the total, the stream the names.
-            let total = exact.n[ProcCounts::index(0, family_index)];
-            let named: u64 = p
-                .counts
-                .iter()
-                .filter(|((c, f), _)| matches!(c, Class::Other(e) if *e != 0) && f == family)
-                .map(|(_, n)| *n)
-                .sum();
-            if total > named {
-                p.counts.insert((Class::Other(0), *family), total - named);
+            // Other errnos: the kernel keeps their total only.
+            let n = lost.n[ProcCounts::index(0, family_index)];
+            if n > 0 {
+                *p.counts.entry((Class::Other(0), *family)).or_default() += n;
             }
         }
     }

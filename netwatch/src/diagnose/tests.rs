@@ -689,3 +689,29 @@ fn a_storm_on_a_port_another_process_holds_is_released_once() {
         d[0].what.message()
     );
 }
+
+#[test]
+fn lost_failures_counted_in_the_kernel_are_added_to_the_stream_counts() {
+    let mut c = Classifier::new();
+    run(
+        &mut c,
+        &[
+            ev(0, 10, "daphne", bind(98, 9000)),
+            ev(1, 10, "daphne", bind(98, 9000)),
+            ev(2, 10, "daphne", bind(13, 80)),
+        ],
+    );
+    // Three more EADDRINUSE binds and one EACCES bind, and a lost EPIPE on send.
+    let mut lost = ProcCounts::ZERO;
+    lost.n[ProcCounts::index(98, netwatch_common::FAMILY_BIND)] = 3;
+    lost.n[ProcCounts::index(13, netwatch_common::FAMILY_BIND)] = 1;
+    lost.n[ProcCounts::index(32, netwatch_common::FAMILY_SEND)] = 7;
+    c.lost_counts(10, &lost, || Comm::from_raw(b"unused"));
+    let p = &c.summary()[0];
+    assert_eq!(p.counts.get(&(Class::AddrInUse, "bind")), Some(&5));
+    assert_eq!(p.counts.get(&(Class::Other(13), "bind")), Some(&1));
+    assert_eq!(p.counts.get(&(Class::Other(0), "bind")), Some(&1));
+    assert_eq!(p.counts.get(&(Class::Pipe, "send")), Some(&7));
+    assert_eq!(p.total_errors(), 14);
+    assert_eq!(p.comm.to_string(), "daphne");
+}
