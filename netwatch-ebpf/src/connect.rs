@@ -109,7 +109,7 @@ pub fn inet_sk_error_report(ctx: RawTracePointContext) -> i32 {
 fn try_inet_sk_error_report(ctx: &RawTracePointContext) -> Option<()> {
     let sk: u64 = ctx.arg(0);
     let k = kernel::offsets()?;
-    let err: i32 = kernel::read(sk, k.sk_err)?;
+    let err: i32 = kernel::read(sk, k.sk_err())?;
     // Errors a connect in progress can end with (net/ipv4/tcp_input.c tcp_reset,
     // tcp_timer.c, tcp_ipv4.c tcp_v4_err). Resets and EPIPE on an established
     // connection are the reset and send sources' to report.

@@ -10,20 +10,75 @@ use aya_ebpf::helpers::{
         bpf_get_current_task_btf,
     },
 };
-use netwatch_common::{
-    AF_INET, AF_INET6, AF_UNIX, KernelOffsets, SOCK_NOT_A_SOCKET, SOCK_RESOLVED, SockInfo,
-};
+use netwatch_common::{AF_INET, AF_INET6, AF_UNIX, SOCK_NOT_A_SOCKET, SOCK_RESOLVED, SockInfo};
 
-use crate::maps::KERNEL_OFFSETS;
+use crate::maps::{KERNEL_OFFSETS, global_field};
 
 const S_IFMT: u16 = 0o170000;
 const S_IFSOCK: u16 = 0o140000;
 
+/// The kernel struct offsets the loader found in BTF, read one field at a time.
+#[derive(Clone, Copy)]
+pub struct Offsets(());
+
+/// [`Offsets`], or `None` when BTF was unavailable.
 #[inline(always)]
-pub fn offsets() -> Option<KernelOffsets> {
-    let k = KERNEL_OFFSETS.load();
-    if k.valid == 0 { None } else { Some(k) }
+pub fn offsets() -> Option<Offsets> {
+    if global_field!(KERNEL_OFFSETS, valid) == 0 {
+        None
+    } else {
+        Some(Offsets(()))
+    }
 }
+
+macro_rules! offset_fields {
+    ($($field:ident),* $(,)?) => {
+        impl Offsets {
+            $(
+                #[inline(always)]
+                pub fn $field(self) -> u32 {
+                    global_field!(KERNEL_OFFSETS, $field)
+                }
+            )*
+        }
+    };
+}
+
+offset_fields!(
+    task_exit_code,
+    task_files,
+    task_tgid,
+    task_pid,
+    task_sighand,
+    files_fdt,
+    fdt_max_fds,
+    fdt_fd,
+    file_private_data,
+    file_inode,
+    inode_mode,
+    socket_sk,
+    sk_daddr,
+    sk_rcv_saddr,
+    sk_dport,
+    sk_num,
+    sk_family,
+    sk_state,
+    sk_v6_daddr,
+    sk_v6_rcv_saddr,
+    sk_type,
+    sk_protocol,
+    sk_userlocks,
+    sk_err,
+    sighand_action,
+    k_sigaction_size,
+    inet_sport,
+    task_comm,
+    task_cgroups,
+    css_set_dfl_cgrp,
+    cgroup_kn,
+    kernfs_node_id,
+    socket_type,
+);
 
 /// Read a `T` at `base + off` in kernel memory.
 #[inline(always)]
@@ -61,7 +116,10 @@ pub fn current_comm() -> [u64; 2] {
         // member are allowed at any size).
         unsafe {
             let task = bpf_get_current_task_btf().cast::<u8>();
-            return [btf_load(task, k.task_comm), btf_load(task, k.task_comm + 8)];
+            return [
+                btf_load(task, k.task_comm()),
+                btf_load(task, k.task_comm() + 8),
+            ];
         }
     }
     let mut comm = core::mem::MaybeUninit::<[u64; 2]>::uninit();
@@ -95,10 +153,10 @@ pub fn current_cgroup_id() -> u64 {
     // run under RCU, which `task->cgroups` needs); a NULL pointer reads as 0.
     unsafe {
         let task = bpf_get_current_task_btf().cast::<u8>();
-        let cset: *const u8 = btf_load(task, k.task_cgroups);
-        let cgrp: *const u8 = btf_load(cset, k.css_set_dfl_cgrp);
-        let kn: *const u8 = btf_load(cgrp, k.cgroup_kn);
-        btf_load(kn, k.kernfs_node_id)
+        let cset: *const u8 = btf_load(task, k.task_cgroups());
+        let cgrp: *const u8 = btf_load(cset, k.css_set_dfl_cgrp());
+        let kn: *const u8 = btf_load(cgrp, k.cgroup_kn());
+        btf_load(kn, k.kernfs_node_id())
     }
 }
 
@@ -126,7 +184,7 @@ pub fn fd_lookup(fd: i32) -> Fd {
     let Some(k) = offsets() else {
         return Fd::Unknown;
     };
-    fd_lookup_with(&k, fd, true).unwrap_or(Fd::Unknown)
+    fd_lookup_with(k, fd, true).unwrap_or(Fd::Unknown)
 }
 
 /// [`fd_lookup`] for an fd the syscall's own result proves is a socket (a bind or
@@ -137,7 +195,7 @@ pub fn socket_fd(fd: i32) -> Fd {
     let Some(k) = offsets() else {
         return Fd::Unknown;
     };
-    fd_lookup_with(&k, fd, false).unwrap_or(Fd::Unknown)
+    fd_lookup_with(k, fd, false).unwrap_or(Fd::Unknown)
 }
 
 /// What `fd` is after a bind or connect on it returned `ret`: past EBADF and
@@ -154,7 +212,7 @@ pub fn lookup_after(fd: i32, ret: i64) -> Fd {
 }
 
 #[inline(always)]
-fn fd_lookup_with(k: &KernelOffsets, fd: i32, check_type: bool) -> Option<Fd> {
+fn fd_lookup_with(k: Offsets, fd: i32, check_type: bool) -> Option<Fd> {
     if fd < 0 {
         return None;
     }
@@ -167,11 +225,11 @@ fn fd_lookup_with(k: &KernelOffsets, fd: i32, check_type: bool) -> Option<Fd> {
     let task = unsafe { bpf_get_current_task_btf() }.cast::<u8>();
     // SAFETY: BTF-checked loads (above); a NULL files or fdt reads as 0.
     let (max_fds, fds) = unsafe {
-        let files: *const u8 = btf_load(task, k.task_files);
-        let fdt: *const u8 = btf_load(files, k.files_fdt);
+        let files: *const u8 = btf_load(task, k.task_files());
+        let fdt: *const u8 = btf_load(files, k.files_fdt());
         (
-            btf_load::<u32>(fdt, k.fdt_max_fds),
-            btf_load::<u64>(fdt, k.fdt_fd),
+            btf_load::<u32>(fdt, k.fdt_max_fds()),
+            btf_load::<u64>(fdt, k.fdt_fd()),
         )
     };
     if fd as u32 >= max_fds || fds == 0 {
@@ -182,13 +240,13 @@ fn fd_lookup_with(k: &KernelOffsets, fd: i32, check_type: bool) -> Option<Fd> {
         return None;
     }
     if check_type {
-        let inode: u64 = read(file, k.file_inode)?;
-        let mode: u16 = read(inode, k.inode_mode)?;
+        let inode: u64 = read(file, k.file_inode())?;
+        let mode: u16 = read(inode, k.inode_mode())?;
         if mode & S_IFMT != S_IFSOCK {
             return Some(Fd::Other);
         }
     }
-    let socket: u64 = read(file, k.file_private_data)?;
+    let socket: u64 = read(file, k.file_private_data())?;
     let (sk, sock_type) = socket_sk_and_type(k, socket)?;
     Some(if sk == 0 {
         Fd::Unknown
@@ -200,14 +258,14 @@ fn fd_lookup_with(k: &KernelOffsets, fd: i32, check_type: bool) -> Option<Fd> {
 /// `socket->sk` and `socket->type`: one copy of the struct's first 32 bytes where
 /// both lie there (they do on x86_64: state, type, flags, file, sk).
 #[inline(always)]
-fn socket_sk_and_type(k: &KernelOffsets, socket: u64) -> Option<(u64, u16)> {
-    if k.socket_sk % 8 == 0 && k.socket_sk <= 24 && k.socket_type <= 6 {
+fn socket_sk_and_type(k: Offsets, socket: u64) -> Option<(u64, u16)> {
+    if k.socket_sk() % 8 == 0 && k.socket_sk() <= 24 && k.socket_type() <= 6 {
         let w: [u64; 4] = read(socket, 0)?;
-        let sk = *w.get((k.socket_sk / 8) as usize)?;
-        let sock_type = (w[0] >> (k.socket_type * 8)) as u16;
+        let sk = *w.get((k.socket_sk() / 8) as usize)?;
+        let sock_type = (w[0] >> (k.socket_type() * 8)) as u16;
         Some((sk, sock_type))
     } else {
-        Some((read(socket, k.socket_sk)?, read(socket, k.socket_type)?))
+        Some((read(socket, k.socket_sk())?, read(socket, k.socket_type())?))
     }
 }
 
@@ -227,12 +285,12 @@ pub fn fill_fd(fd: &Fd, info: &mut SockInfo) {
 pub fn fill_sock(sk: u64, info: &mut SockInfo) {
     info.sk = sk;
     let Some(k) = offsets() else { return };
-    let family: u16 = read(sk, k.sk_family).unwrap_or(0);
+    let family: u16 = read(sk, k.sk_family()).unwrap_or(0);
     info.family = family;
-    info.state = read(sk, k.sk_state).unwrap_or(0);
-    info.sock_type = read(sk, k.sk_type).unwrap_or(0);
-    info.protocol = read(sk, k.sk_protocol).unwrap_or(0);
-    info.userlocks = read(sk, k.sk_userlocks).unwrap_or(0);
+    info.state = read(sk, k.sk_state()).unwrap_or(0);
+    info.sock_type = read(sk, k.sk_type()).unwrap_or(0);
+    info.protocol = read(sk, k.sk_protocol()).unwrap_or(0);
+    info.userlocks = read(sk, k.sk_userlocks()).unwrap_or(0);
     info.flags = SOCK_RESOLVED;
     if family == AF_UNIX {
         info.local.family = AF_UNIX;
@@ -243,30 +301,30 @@ pub fn fill_sock(sk: u64, info: &mut SockInfo) {
         return;
     }
     // skc_num is the local port in host order, skc_dport the remote in network order.
-    let mut lport: u16 = read(sk, k.sk_num).unwrap_or(0);
+    let mut lport: u16 = read(sk, k.sk_num()).unwrap_or(0);
     if lport == 0 {
-        lport = u16::from_be(read(sk, k.inet_sport).unwrap_or(0));
+        lport = u16::from_be(read(sk, k.inet_sport()).unwrap_or(0));
     }
-    let rport: u16 = read(sk, k.sk_dport).unwrap_or(0);
+    let rport: u16 = read(sk, k.sk_dport()).unwrap_or(0);
     info.local.family = family;
     info.local.port = lport;
     info.remote.family = family;
     info.remote.port = u16::from_be(rport);
     if family == AF_INET {
-        let l: [u8; 4] = read(sk, k.sk_rcv_saddr).unwrap_or([0; 4]);
-        let r: [u8; 4] = read(sk, k.sk_daddr).unwrap_or([0; 4]);
+        let l: [u8; 4] = read(sk, k.sk_rcv_saddr()).unwrap_or([0; 4]);
+        let r: [u8; 4] = read(sk, k.sk_daddr()).unwrap_or([0; 4]);
         info.local.addr[..4].copy_from_slice(&l);
         info.remote.addr[..4].copy_from_slice(&r);
     } else {
-        info.local.addr = read(sk, k.sk_v6_rcv_saddr).unwrap_or([0; 16]);
-        info.remote.addr = read(sk, k.sk_v6_daddr).unwrap_or([0; 16]);
+        info.local.addr = read(sk, k.sk_v6_rcv_saddr()).unwrap_or([0; 16]);
+        info.remote.addr = read(sk, k.sk_v6_daddr()).unwrap_or([0; 16]);
     }
 }
 
 /// `sk->sk_family` (AF_INET, AF_INET6, AF_UNIX...), 0 when unknown.
 #[inline(always)]
 pub fn family(sk: u64) -> u16 {
-    offsets().and_then(|k| read(sk, k.sk_family)).unwrap_or(0)
+    offsets().and_then(|k| read(sk, k.sk_family())).unwrap_or(0)
 }
 
 /// The current task's handler for signal `sig` (0 = SIG_DFL, 1 = SIG_IGN).
@@ -276,10 +334,10 @@ pub fn current_sig_handler(sig: i32) -> Option<u64> {
     if !(1..=64).contains(&sig) {
         return None;
     }
-    let sighand: u64 = read(current_task(), k.task_sighand)?;
+    let sighand: u64 = read(current_task(), k.task_sighand())?;
     // action[sig - 1].sa.sa_handler, the first word of struct k_sigaction.
     read(
         sighand,
-        k.sighand_action + (sig as u32 - 1) * k.k_sigaction_size,
+        k.sighand_action() + (sig as u32 - 1) * k.k_sigaction_size(),
     )
 }

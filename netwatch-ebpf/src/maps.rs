@@ -13,6 +13,22 @@ use netwatch_common::{
 
 use crate::kernel;
 
+/// One field of a load-time global ([`Global`]), by one volatile load:
+/// `Global::load` copies the whole struct, one load per field, at every use.
+macro_rules! global_field {
+    ($global:path, $field:ident) => {
+        // SAFETY: `Global<T>` is `repr(transparent)` over an initialised `T`.
+        unsafe { core::ptr::read_volatile(&raw const (*$crate::maps::inner(&$global)).$field) }
+    };
+}
+pub(crate) use global_field;
+
+/// The value inside a [`Global`].
+#[inline(always)]
+pub fn inner<T>(global: &Global<T>) -> *const T {
+    core::ptr::from_ref(global).cast::<T>()
+}
+
 /// Set by the loader (`override_global`); read-only at run time, so the verifier
 /// folds its fields into constants and prunes branches that cannot run.
 #[unsafe(no_mangle)]
@@ -146,25 +162,25 @@ pub fn selected(tgid: u32) -> bool {
 /// Whether a filter is set (events of unknown processes must then be dropped).
 #[inline(always)]
 pub fn filtering() -> bool {
-    let c = CONFIG.load();
-    c.filter_pids != 0 || c.cgroup_id != 0
+    global_field!(CONFIG, filter_pids) != 0 || global_field!(CONFIG, cgroup_id) != 0
 }
 
 /// `--cgroup`: whether the current task is in that cgroup or below it.
 #[inline(always)]
 pub fn in_cgroup() -> bool {
-    let c = CONFIG.load();
-    if c.cgroup_id == 0 {
+    let cgroup_id = global_field!(CONFIG, cgroup_id);
+    if cgroup_id == 0 {
         return true;
     }
+    let level = global_field!(CONFIG, cgroup_level);
     // SAFETY: helper without preconditions.
-    unsafe { bpf_get_current_ancestor_cgroup_id(c.cgroup_level as i32) == c.cgroup_id }
+    unsafe { bpf_get_current_ancestor_cgroup_id(level as i32) == cgroup_id }
 }
 
 /// Whether `tgid` passes the pid filter.
 #[inline(always)]
 pub fn watched(tgid: u32) -> bool {
-    if CONFIG.load().filter_pids == 0 {
+    if global_field!(CONFIG, filter_pids) == 0 {
         return true;
     }
     // SAFETY: the value is only tested for presence.

@@ -37,7 +37,7 @@ fn try_exit(ctx: &TracePointContext) -> Option<()> {
         return None;
     }
     let exit_code = match kernel::offsets() {
-        Some(k) => kernel::read::<i32>(kernel::current_task(), k.task_exit_code)
+        Some(k) => kernel::read::<i32>(kernel::current_task(), k.task_exit_code())
             .unwrap_or(EXIT_CODE_UNKNOWN),
         None => EXIT_CODE_UNKNOWN,
     };
@@ -68,8 +68,8 @@ pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
 fn try_fork(ctx: &RawTracePointContext) -> Option<()> {
     let k = kernel::offsets()?;
     let child: u64 = ctx.arg(1);
-    let child_tgid: u32 = kernel::read(child, k.task_tgid)?;
-    let child_tid: u32 = kernel::read(child, k.task_pid)?;
+    let child_tgid: u32 = kernel::read(child, k.task_tgid())?;
+    let child_tid: u32 = kernel::read(child, k.task_pid())?;
     if child_tgid != child_tid {
         return None; // a new thread, not a new process
     }
