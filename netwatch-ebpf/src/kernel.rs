@@ -279,17 +279,62 @@ pub fn fill_fd(fd: &Fd, info: &mut SockInfo) {
     }
 }
 
+/// The first 24 bytes of a `struct sock` (the start of its `sock_common`: addresses,
+/// ports, family, state) in one copy; fields are taken out at their offsets.
+struct Head([u64; 3]);
+
+impl Head {
+    const LEN: u32 = 24;
+
+    #[inline(always)]
+    fn read(sk: u64) -> Option<Self> {
+        read::<[u64; 3]>(sk, 0).map(Head)
+    }
+
+    /// The `size`-byte field at `off`, when it lies in the copy within one word (the
+    /// offsets are load-time constants: the verifier keeps one branch).
+    #[inline(always)]
+    fn field(&self, off: u32, size: u32) -> Option<u64> {
+        if off + size > Self::LEN || off % 8 + size > 8 {
+            return None;
+        }
+        let word = *self.0.get((off / 8) as usize)?;
+        let v = word >> ((off % 8) * 8);
+        Some(if size >= 8 {
+            v
+        } else {
+            v & ((1u64 << (size * 8)) - 1)
+        })
+    }
+}
+
 /// Fill `info` (zeroed) with the addresses, family, type, protocol and state of the
-/// `struct sock` at `sk`.
+/// `struct sock` at `sk`: three or four copies from the kernel where each field on its
+/// own took nine or ten.
 #[inline(always)]
 pub fn fill_sock(sk: u64, info: &mut SockInfo) {
     info.sk = sk;
     let Some(k) = offsets() else { return };
-    let family: u16 = read(sk, k.sk_family()).unwrap_or(0);
+    let Some(head) = Head::read(sk) else { return };
+    let u16_at = |off: u32| match head.field(off, 2) {
+        Some(v) => v as u16,
+        None => read::<u16>(sk, off).unwrap_or(0),
+    };
+    let family = u16_at(k.sk_family());
     info.family = family;
-    info.state = read(sk, k.sk_state()).unwrap_or(0);
-    info.sock_type = read(sk, k.sk_type()).unwrap_or(0);
-    info.protocol = read(sk, k.sk_protocol()).unwrap_or(0);
+    info.state = match head.field(k.sk_state(), 1) {
+        Some(v) => v as u8,
+        None => read(sk, k.sk_state()).unwrap_or(0),
+    };
+    // sk_type and sk_protocol are neighbours in struct sock: one copy when they are.
+    if k.sk_protocol() == k.sk_type() + 2 && k.sk_type() % 4 == 0 {
+        let both: u32 = read(sk, k.sk_type()).unwrap_or(0);
+        info.sock_type = both as u16;
+        info.protocol = (both >> 16) as u16;
+    } else {
+        info.sock_type = read(sk, k.sk_type()).unwrap_or(0);
+        info.protocol = read(sk, k.sk_protocol()).unwrap_or(0);
+    }
     info.userlocks = read(sk, k.sk_userlocks()).unwrap_or(0);
     info.flags = SOCK_RESOLVED;
     if family == AF_UNIX {
@@ -301,20 +346,28 @@ pub fn fill_sock(sk: u64, info: &mut SockInfo) {
         return;
     }
     // skc_num is the local port in host order, skc_dport the remote in network order.
-    let mut lport: u16 = read(sk, k.sk_num()).unwrap_or(0);
+    let mut lport = u16_at(k.sk_num());
     if lport == 0 {
         lport = u16::from_be(read(sk, k.inet_sport()).unwrap_or(0));
     }
-    let rport: u16 = read(sk, k.sk_dport()).unwrap_or(0);
+    let rport = u16_at(k.sk_dport());
     info.local.family = family;
     info.local.port = lport;
     info.remote.family = family;
     info.remote.port = u16::from_be(rport);
     if family == AF_INET {
-        let l: [u8; 4] = read(sk, k.sk_rcv_saddr()).unwrap_or([0; 4]);
-        let r: [u8; 4] = read(sk, k.sk_daddr()).unwrap_or([0; 4]);
-        info.local.addr[..4].copy_from_slice(&l);
-        info.remote.addr[..4].copy_from_slice(&r);
+        let u32_at = |off: u32| match head.field(off, 4) {
+            Some(v) => v as u32,
+            None => read::<u32>(sk, off).unwrap_or(0),
+        };
+        info.local.addr[..4].copy_from_slice(&u32_at(k.sk_rcv_saddr()).to_ne_bytes());
+        info.remote.addr[..4].copy_from_slice(&u32_at(k.sk_daddr()).to_ne_bytes());
+    } else if k.sk_v6_rcv_saddr() == k.sk_v6_daddr() + 16 {
+        let both: [u64; 4] = read(sk, k.sk_v6_daddr()).unwrap_or([0; 4]);
+        info.remote.addr[..8].copy_from_slice(&both[0].to_ne_bytes());
+        info.remote.addr[8..].copy_from_slice(&both[1].to_ne_bytes());
+        info.local.addr[..8].copy_from_slice(&both[2].to_ne_bytes());
+        info.local.addr[8..].copy_from_slice(&both[3].to_ne_bytes());
     } else {
         info.local.addr = read(sk, k.sk_v6_rcv_saddr()).unwrap_or([0; 16]);
         info.remote.addr = read(sk, k.sk_v6_daddr()).unwrap_or([0; 16]);
