@@ -211,6 +211,13 @@ pub fn set_owner(sk: u64, pid_tgid: u64, comm: [u64; 2]) {
     };
     // SAFETY: Owner::comm is 8-byte aligned.
     unsafe { kernel::put_comm(&mut owner.comm, comm) };
+    // Most calls name the owner already recorded (every failing send on a connection):
+    // a lookup, which also marks the entry recently used, is several times cheaper
+    // than an LRU update.
+    // SAFETY: the value is compared at once.
+    if unsafe { SOCK_OWNER.get(&sk) }.is_some_and(|o| *o == owner) {
+        return;
+    }
     let _ = SOCK_OWNER.insert(&sk, &owner, 0);
 }
 
