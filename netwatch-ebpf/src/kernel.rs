@@ -247,26 +247,15 @@ fn fd_lookup_with(k: Offsets, fd: i32, check_type: bool) -> Option<Fd> {
         }
     }
     let socket: u64 = read(file, k.file_private_data())?;
-    let (sk, sock_type) = socket_sk_and_type(k, socket)?;
+    // `struct socket` opens with state, type, flags, file, sk: one copy for both.
+    let head = Head::<4>::read(socket)?;
+    let sk = head.u64_at(socket, k.socket_sk());
+    let sock_type = head.u16_at(socket, k.socket_type());
     Some(if sk == 0 {
         Fd::Unknown
     } else {
         Fd::Socket(Socket { sk, sock_type })
     })
-}
-
-/// `socket->sk` and `socket->type`: one copy of the struct's first 32 bytes where
-/// both lie there (they do on x86_64: state, type, flags, file, sk).
-#[inline(always)]
-fn socket_sk_and_type(k: Offsets, socket: u64) -> Option<(u64, u16)> {
-    if k.socket_sk() % 8 == 0 && k.socket_sk() <= 24 && k.socket_type() <= 6 {
-        let w: [u64; 4] = read(socket, 0)?;
-        let sk = *w.get((k.socket_sk() / 8) as usize)?;
-        let sock_type = (w[0] >> (k.socket_type() * 8)) as u16;
-        Some((sk, sock_type))
-    } else {
-        Some((read(socket, k.socket_sk())?, read(socket, k.socket_type())?))
-    }
 }
 
 /// Fill `info` (zeroed) for what `fd` is; flags say whether it resolved.
@@ -279,32 +268,61 @@ pub fn fill_fd(fd: &Fd, info: &mut SockInfo) {
     }
 }
 
-/// The first 24 bytes of a `struct sock` (the start of its `sock_common`: addresses,
-/// ports, family, state) in one copy; fields are taken out at their offsets.
-struct Head([u64; 3]);
+/// The first `W` words of a kernel struct in one copy, its fields taken out at their
+/// offsets; a field outside the copy (or across two words) is read on its own. The
+/// offsets are load-time constants: the verifier keeps one branch of each.
+struct Head<const W: usize>([u64; W]);
 
-impl Head {
-    const LEN: u32 = 24;
-
+impl<const W: usize> Head<W> {
     #[inline(always)]
-    fn read(sk: u64) -> Option<Self> {
-        read::<[u64; 3]>(sk, 0).map(Head)
+    fn read(base: u64) -> Option<Self> {
+        read::<[u64; W]>(base, 0).map(Head)
     }
 
-    /// The `size`-byte field at `off`, when it lies in the copy within one word (the
-    /// offsets are load-time constants: the verifier keeps one branch).
+    /// The `size`-byte field at `off`, when it lies in the copy within one word.
     #[inline(always)]
     fn field(&self, off: u32, size: u32) -> Option<u64> {
-        if off + size > Self::LEN || off % 8 + size > 8 {
+        if off + size > W as u32 * 8 || off % 8 + size > 8 {
             return None;
         }
-        let word = *self.0.get((off / 8) as usize)?;
-        let v = word >> ((off % 8) * 8);
-        Some(if size >= 8 {
+        let v = *self.0.get((off / 8) as usize)? >> ((off % 8) * 8);
+        Some(if size == 8 {
             v
         } else {
             v & ((1u64 << (size * 8)) - 1)
         })
+    }
+
+    #[inline(always)]
+    fn u8_at(&self, base: u64, off: u32) -> u8 {
+        match self.field(off, 1) {
+            Some(v) => v as u8,
+            None => read(base, off).unwrap_or(0),
+        }
+    }
+
+    #[inline(always)]
+    fn u16_at(&self, base: u64, off: u32) -> u16 {
+        match self.field(off, 2) {
+            Some(v) => v as u16,
+            None => read(base, off).unwrap_or(0),
+        }
+    }
+
+    #[inline(always)]
+    fn u32_at(&self, base: u64, off: u32) -> u32 {
+        match self.field(off, 4) {
+            Some(v) => v as u32,
+            None => read(base, off).unwrap_or(0),
+        }
+    }
+
+    #[inline(always)]
+    fn u64_at(&self, base: u64, off: u32) -> u64 {
+        match self.field(off, 8) {
+            Some(v) => v,
+            None => read(base, off).unwrap_or(0),
+        }
     }
 }
 
@@ -315,17 +333,13 @@ impl Head {
 pub fn fill_sock(sk: u64, info: &mut SockInfo) {
     info.sk = sk;
     let Some(k) = offsets() else { return };
-    let Some(head) = Head::read(sk) else { return };
-    let u16_at = |off: u32| match head.field(off, 2) {
-        Some(v) => v as u16,
-        None => read::<u16>(sk, off).unwrap_or(0),
+    // The start of sock_common: addresses, ports, family, state.
+    let Some(head) = Head::<3>::read(sk) else {
+        return;
     };
-    let family = u16_at(k.sk_family());
+    let family = head.u16_at(sk, k.sk_family());
     info.family = family;
-    info.state = match head.field(k.sk_state(), 1) {
-        Some(v) => v as u8,
-        None => read(sk, k.sk_state()).unwrap_or(0),
-    };
+    info.state = head.u8_at(sk, k.sk_state());
     // sk_type and sk_protocol are neighbours in struct sock: one copy when they are.
     if k.sk_protocol() == k.sk_type() + 2 && k.sk_type() % 4 == 0 {
         let both: u32 = read(sk, k.sk_type()).unwrap_or(0);
@@ -346,22 +360,20 @@ pub fn fill_sock(sk: u64, info: &mut SockInfo) {
         return;
     }
     // skc_num is the local port in host order, skc_dport the remote in network order.
-    let mut lport = u16_at(k.sk_num());
+    let mut lport = head.u16_at(sk, k.sk_num());
     if lport == 0 {
         lport = u16::from_be(read(sk, k.inet_sport()).unwrap_or(0));
     }
-    let rport = u16_at(k.sk_dport());
+    let rport = head.u16_at(sk, k.sk_dport());
     info.local.family = family;
     info.local.port = lport;
     info.remote.family = family;
     info.remote.port = u16::from_be(rport);
     if family == AF_INET {
-        let u32_at = |off: u32| match head.field(off, 4) {
-            Some(v) => v as u32,
-            None => read::<u32>(sk, off).unwrap_or(0),
-        };
-        info.local.addr[..4].copy_from_slice(&u32_at(k.sk_rcv_saddr()).to_ne_bytes());
-        info.remote.addr[..4].copy_from_slice(&u32_at(k.sk_daddr()).to_ne_bytes());
+        let local = head.u32_at(sk, k.sk_rcv_saddr());
+        let remote = head.u32_at(sk, k.sk_daddr());
+        info.local.addr[..4].copy_from_slice(&local.to_ne_bytes());
+        info.remote.addr[..4].copy_from_slice(&remote.to_ne_bytes());
     } else if k.sk_v6_rcv_saddr() == k.sk_v6_daddr() + 16 {
         let both: [u64; 4] = read(sk, k.sk_v6_daddr()).unwrap_or([0; 4]);
         info.remote.addr[..8].copy_from_slice(&both[0].to_ne_bytes());
