@@ -249,8 +249,8 @@ fn fd_lookup_with(k: Offsets, fd: i32, check_type: bool) -> Option<Fd> {
     let socket: u64 = read(file, k.file_private_data())?;
     // `struct socket` opens with state, type, flags, file, sk: one copy for both.
     let head = Head::<4>::read(socket)?;
-    let sk = head.u64_at(socket, k.socket_sk());
-    let sock_type = head.u16_at(socket, k.socket_type());
+    let sk = head.at::<u64>(socket, k.socket_sk());
+    let sock_type = head.at::<u16>(socket, k.socket_type());
     Some(if sk == 0 {
         Fd::Unknown
     } else {
@@ -268,6 +268,23 @@ pub fn fill_fd(fd: &Fd, info: &mut SockInfo) {
     }
 }
 
+/// An integer taken out of a copied word (its low bytes).
+trait Word: Copy + Default {
+    fn from_word(v: u64) -> Self;
+}
+
+macro_rules! word {
+    ($($t:ty),*) => {
+        $(impl Word for $t {
+            #[inline(always)]
+            fn from_word(v: u64) -> Self {
+                v as $t
+            }
+        })*
+    };
+}
+word!(u8, u16, u32, u64);
+
 /// The first `W` words of a kernel struct in one copy, its fields taken out at their
 /// offsets; a field outside the copy (or across two words) is read on its own. The
 /// offsets are load-time constants: the verifier keeps one branch of each.
@@ -279,49 +296,22 @@ impl<const W: usize> Head<W> {
         read::<[u64; W]>(base, 0).map(Head)
     }
 
-    /// The `size`-byte field at `off`, when it lies in the copy within one word.
+    /// The word holding the `size`-byte field at `off` in its low bytes, when the
+    /// field lies in the copy within one word.
     #[inline(always)]
     fn field(&self, off: u32, size: u32) -> Option<u64> {
         if off + size > W as u32 * 8 || off % 8 + size > 8 {
             return None;
         }
-        let v = *self.0.get((off / 8) as usize)? >> ((off % 8) * 8);
-        Some(if size == 8 {
-            v
-        } else {
-            v & ((1u64 << (size * 8)) - 1)
-        })
+        Some(*self.0.get((off / 8) as usize)? >> ((off % 8) * 8))
     }
 
+    /// The field of type `T` at `off`: from the copy when it is there.
     #[inline(always)]
-    fn u8_at(&self, base: u64, off: u32) -> u8 {
-        match self.field(off, 1) {
-            Some(v) => v as u8,
-            None => read(base, off).unwrap_or(0),
-        }
-    }
-
-    #[inline(always)]
-    fn u16_at(&self, base: u64, off: u32) -> u16 {
-        match self.field(off, 2) {
-            Some(v) => v as u16,
-            None => read(base, off).unwrap_or(0),
-        }
-    }
-
-    #[inline(always)]
-    fn u32_at(&self, base: u64, off: u32) -> u32 {
-        match self.field(off, 4) {
-            Some(v) => v as u32,
-            None => read(base, off).unwrap_or(0),
-        }
-    }
-
-    #[inline(always)]
-    fn u64_at(&self, base: u64, off: u32) -> u64 {
-        match self.field(off, 8) {
-            Some(v) => v,
-            None => read(base, off).unwrap_or(0),
+    fn at<T: Word>(&self, base: u64, off: u32) -> T {
+        match self.field(off, core::mem::size_of::<T>() as u32) {
+            Some(v) => T::from_word(v),
+            None => read(base, off).unwrap_or_default(),
         }
     }
 }
@@ -337,9 +327,9 @@ pub fn fill_sock(sk: u64, info: &mut SockInfo) {
     let Some(head) = Head::<3>::read(sk) else {
         return;
     };
-    let family = head.u16_at(sk, k.sk_family());
+    let family = head.at::<u16>(sk, k.sk_family());
     info.family = family;
-    info.state = head.u8_at(sk, k.sk_state());
+    info.state = head.at::<u8>(sk, k.sk_state());
     // sk_type and sk_protocol are neighbours in struct sock: one copy when they are.
     if k.sk_protocol() == k.sk_type() + 2 && k.sk_type() % 4 == 0 {
         let both: u32 = read(sk, k.sk_type()).unwrap_or(0);
@@ -360,18 +350,18 @@ pub fn fill_sock(sk: u64, info: &mut SockInfo) {
         return;
     }
     // skc_num is the local port in host order, skc_dport the remote in network order.
-    let mut lport = head.u16_at(sk, k.sk_num());
+    let mut lport = head.at::<u16>(sk, k.sk_num());
     if lport == 0 {
         lport = u16::from_be(read(sk, k.inet_sport()).unwrap_or(0));
     }
-    let rport = head.u16_at(sk, k.sk_dport());
+    let rport = head.at::<u16>(sk, k.sk_dport());
     info.local.family = family;
     info.local.port = lport;
     info.remote.family = family;
     info.remote.port = u16::from_be(rport);
     if family == AF_INET {
-        let local = head.u32_at(sk, k.sk_rcv_saddr());
-        let remote = head.u32_at(sk, k.sk_daddr());
+        let local = head.at::<u32>(sk, k.sk_rcv_saddr());
+        let remote = head.at::<u32>(sk, k.sk_daddr());
         info.local.addr[..4].copy_from_slice(&local.to_ne_bytes());
         info.remote.addr[..4].copy_from_slice(&remote.to_ne_bytes());
     } else if k.sk_v6_rcv_saddr() == k.sk_v6_daddr() + 16 {
