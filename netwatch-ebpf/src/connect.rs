@@ -2,7 +2,6 @@
 //! non-blocking connects that arrive later on the socket (`inet_sk_error_report`).
 
 use aya_ebpf::{
-    helpers::bpf_get_current_pid_tgid,
     macros::{raw_tracepoint, tracepoint},
     programs::{RawTracePointContext, TracePointContext},
 };
@@ -12,7 +11,8 @@ use netwatch_common::{
 };
 
 use crate::{
-    emit, kernel,
+    emit,
+    kernel::{self, Current, Fd},
     maps::{self, CONFIG, CONNECTING, PENDING_ERR, owner, set_owner},
     regs::SyscallArgs,
     sockaddr, syscalls,
@@ -32,36 +32,35 @@ const EHOSTUNREACH: i32 = 113;
 #[tracepoint(category = "syscalls", name = "sys_exit_connect")]
 pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
     let ret = syscalls::ret(&ctx);
-    let _ = SyscallArgs::current().and_then(|args| exit(ret, &args));
+    let _ = exit(ret, Current::get());
     0
 }
 
 /// connect(2) returned `ret`.
 #[inline(always)]
-fn exit(ret: i64, args: &SyscallArgs) -> Option<()> {
-    let pid_tgid = bpf_get_current_pid_tgid();
-    if !maps::selected((pid_tgid >> 32) as u32) {
+fn exit(ret: i64, current: Current) -> Option<()> {
+    if !maps::selected(current.tgid()) {
         return None;
     }
+    let args = SyscallArgs::of(current)?;
     // connect(int fd, const struct sockaddr *addr, socklen_t addrlen)
     let fd = args.arg(0) as i32;
-    let what = kernel::lookup_after(fd, ret);
-    let comm = kernel::current_comm();
+    let what = current.fd_after(fd, ret);
     let sk = match what {
-        kernel::Fd::Socket(s) => s.sk,
+        Fd::Socket(s) => s.sk,
         _ => 0,
     };
     // Addresses and ports only: a unix-domain connect failing with ENOENT is a
     // name-service lookup (nscd, systemd userdb) on every host, not a network error.
     let family = match what {
-        kernel::Fd::Socket(s) => kernel::family(s.sk),
+        Fd::Socket(s) => kernel::family(s.sk),
         _ => sockaddr::user_family(args.arg(1), args.arg(2)),
     };
     if family != AF_INET && family != AF_INET6 {
         return None;
     }
     // Every connect attempt names the socket's owner, for resets and later errors.
-    set_owner(sk, pid_tgid, comm);
+    set_owner(sk, current);
     // An error already reported on this socket (see PENDING_ERR).
     // SAFETY: the value is copied out at once.
     let pending = unsafe { PENDING_ERR.get(&sk) }.copied();
@@ -81,11 +80,14 @@ fn exit(ret: i64, args: &SyscallArgs) -> Option<()> {
         (0, _) if CONFIG.load().verbose == 0 => return None,
         (e, _) => (e as i32, CONNECT_SYSCALL),
     };
-    let tgid = (pid_tgid >> 32) as u32;
-    let mut slot =
-        emit::reserve_failure::<ConnectEvent>(EventKind::Connect, tgid, errno, FAMILY_CONNECT)?;
+    let mut slot = emit::reserve_failure::<ConnectEvent>(
+        EventKind::Connect,
+        current.tgid(),
+        errno,
+        FAMILY_CONNECT,
+    )?;
     let ev = slot.zeroed();
-    ev.header = emit::header_with_comm(EventKind::Connect, pid_tgid, comm);
+    ev.header = emit::header(EventKind::Connect, current);
     ev.errno = errno;
     ev.fd = fd;
     ev.origin = origin;

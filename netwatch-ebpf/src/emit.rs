@@ -1,22 +1,25 @@
 //! Filling the common record header and handing records to the ring buffer.
 
 use aya_ebpf::{
-    bindings::{BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, BPF_RB_PROD_POS},
+    bindings::{BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::generated::bpf_ktime_get_ns,
     maps::ring_buf::RingBufEntry,
 };
 use netwatch_common::{EventKind, Header};
 
 use crate::{
-    kernel,
-    maps::{self, EVENTS, count_lost},
+    kernel::{self, Current},
+    maps::{self, EVENTS, PRODUCED, count_lost},
 };
 
-/// Wake the reader each time the producer position crosses a multiple of this many
-/// bytes; every other record is submitted without a wake-up. A wake-up costs the
-/// producer several microseconds and a reader that keeps catching up would be woken
-/// for a large share of records (../shared/TOOLCHAIN.md); the daemon drains on a
-/// short timer as well, which bounds latency when traffic is light.
+/// Wake the reader each time a CPU's own output crosses a multiple of this many
+/// bytes (so the reader is woken once per this many bytes overall, whatever the
+/// spread across CPUs); every other record is submitted without a wake-up. A wake-up
+/// costs the producer several microseconds and a reader that keeps catching up would
+/// be woken for a large share of records (../shared/TOOLCHAIN.md); the daemon drains
+/// on a short timer as well, which bounds latency when traffic is light. Counting
+/// per CPU (an inlined per-CPU array access) instead of asking the ring buffer for
+/// its producer position saves a helper call per record.
 const WAKEUP_BYTES: u64 = 256 * 1024;
 
 /// A reserved record and whether its submission should wake the reader.
@@ -27,26 +30,17 @@ pub struct Slot<T: 'static> {
 
 /// The header of an event about the current task.
 #[inline(always)]
-pub fn header(kind: EventKind, pid_tgid: u64) -> Header {
-    header_with_comm(kind, pid_tgid, kernel::current_comm())
-}
-
-/// [`header`] with the current task's comm already read (`kernel::current_comm`).
-#[inline(always)]
-pub fn header_with_comm(kind: EventKind, pid_tgid: u64, comm: [u64; 2]) -> Header {
-    let mut h = Header {
+pub fn header(kind: EventKind, current: Current) -> Header {
+    Header {
         // SAFETY: helper without preconditions.
         ktime_ns: unsafe { bpf_ktime_get_ns() },
-        cgroup_id: kernel::current_cgroup_id(),
+        cgroup_id: current.cgroup_id(),
         kind: kind as u32,
-        tgid: (pid_tgid >> 32) as u32,
-        tid: pid_tgid as u32,
+        tgid: current.tgid(),
+        tid: current.tid(),
         _pad: 0,
-        comm: [0; 16],
-    };
-    // SAFETY: Header::comm is 8-byte aligned.
-    unsafe { kernel::put_comm(&mut h.comm, comm) };
-    h
+        comm: kernel::comm_bytes(current.comm()),
+    }
 }
 
 /// A header for an event about another task than the current one (a socket's
@@ -85,12 +79,19 @@ pub fn reserve_failure<T: 'static>(
 /// Reserve a record; counts it as lost when the ring buffer is full.
 #[inline(always)]
 pub fn reserve<T: 'static>(kind: EventKind) -> Option<Slot<T>> {
-    let before = EVENTS.query(BPF_RB_PROD_POS as u64);
     match EVENTS.reserve::<T>(0) {
         Some(entry) => {
             // Record size as the ring buffer accounts it: 8-byte header, 8-byte aligned.
-            let after = before + ((core::mem::size_of::<T>() as u64 + 8 + 7) & !7);
-            let wake = before / WAKEUP_BYTES != after / WAKEUP_BYTES;
+            let size = (core::mem::size_of::<T>() as u64 + 8 + 7) & !7;
+            let wake = match PRODUCED.get_ptr_mut(0) {
+                // SAFETY: this CPU's slot; nothing else runs on this CPU meanwhile.
+                Some(n) => unsafe {
+                    let before = *n;
+                    *n = before + size;
+                    before / WAKEUP_BYTES != (before + size) / WAKEUP_BYTES
+                },
+                None => false,
+            };
             Some(Slot { entry, wake })
         }
         None => {

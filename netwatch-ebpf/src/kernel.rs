@@ -6,8 +6,8 @@ use core::ffi::c_void;
 use aya_ebpf::helpers::{
     bpf_probe_read_kernel,
     generated::{
-        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_task,
-        bpf_get_current_task_btf,
+        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
+        bpf_get_current_task, bpf_get_current_task_btf,
     },
 };
 use netwatch_common::{AF_INET, AF_INET6, AF_UNIX, SOCK_NOT_A_SOCKET, SOCK_RESOLVED, SockInfo};
@@ -100,64 +100,187 @@ unsafe fn btf_load<T>(base: *const u8, off: u32) -> T {
     unsafe { core::ptr::read_volatile(base.add(off as usize).cast::<T>()) }
 }
 
-#[inline(always)]
-pub fn current_task() -> u64 {
-    // SAFETY: helper without preconditions.
-    unsafe { bpf_get_current_task() }
+/// The current task, from one `bpf_get_current_task_btf`: its ids, comm, cgroup,
+/// saved registers and fd table by direct loads through that BTF-typed pointer.
+/// Every helper call costs a call and a return, which the host's return-thunk
+/// mitigation makes dear: a program gets the task once and passes it down.
+#[derive(Clone, Copy)]
+pub struct Current {
+    task: *const u8,
+    /// `bpf_get_current_pid_tgid`'s value: tgid in the high half, thread id low.
+    pub pid_tgid: u64,
 }
 
-/// The current task's comm as two words (for the 8-byte aligned `comm` fields of
-/// `Header` and `Owner`): two loads instead of the helper's string copy.
-#[inline(always)]
-pub fn current_comm() -> [u64; 2] {
-    if let Some(k) = offsets() {
-        // SAFETY: bpf_get_current_task_btf returns a trusted pointer to the current
-        // task; `comm` is a 16-byte array at this offset (loads within an array
-        // member are allowed at any size).
+impl Current {
+    #[inline(always)]
+    pub fn get() -> Self {
+        // SAFETY: helper without preconditions; it returns a trusted pointer to the
+        // current task.
+        let task = unsafe { bpf_get_current_task_btf() }.cast::<u8>();
+        let pid_tgid = match offsets() {
+            // SAFETY: `pid` and `tgid` are pid_t fields of task_struct at these offsets.
+            Some(k) => unsafe {
+                let pid: u32 = btf_load(task, k.task_pid());
+                let tgid: u32 = btf_load(task, k.task_tgid());
+                (u64::from(tgid) << 32) | u64::from(pid)
+            },
+            // SAFETY: helper without preconditions.
+            None => unsafe { bpf_get_current_pid_tgid() },
+        };
+        Self { task, pid_tgid }
+    }
+
+    #[inline(always)]
+    pub fn tgid(self) -> u32 {
+        (self.pid_tgid >> 32) as u32
+    }
+
+    #[inline(always)]
+    pub fn tid(self) -> u32 {
+        self.pid_tgid as u32
+    }
+
+    /// The BTF-typed task pointer, for helpers that take one.
+    #[inline(always)]
+    pub fn task(self) -> *const u8 {
+        self.task
+    }
+
+    /// The task's comm as two words (for the 8-byte aligned `comm` fields of `Header`
+    /// and `Owner`): two loads instead of the helper's string copy.
+    #[inline(always)]
+    pub fn comm(self) -> [u64; 2] {
+        if let Some(k) = offsets() {
+            // SAFETY: `comm` is a 16-byte array at this offset of the trusted task
+            // (loads within an array member are allowed at any size).
+            unsafe {
+                return [
+                    btf_load(self.task, k.task_comm()),
+                    btf_load(self.task, k.task_comm() + 8),
+                ];
+            }
+        }
+        let mut comm = core::mem::MaybeUninit::<[u64; 2]>::uninit();
+        // SAFETY: the helper fills all 16 bytes (NUL-padded, or zeroes on failure).
         unsafe {
-            let task = bpf_get_current_task_btf().cast::<u8>();
-            return [
-                btf_load(task, k.task_comm()),
-                btf_load(task, k.task_comm() + 8),
-            ];
+            bpf_get_current_comm(comm.as_mut_ptr().cast::<c_void>(), 16);
+            comm.assume_init()
         }
     }
-    let mut comm = core::mem::MaybeUninit::<[u64; 2]>::uninit();
-    // SAFETY: the helper fills all 16 bytes (NUL-padded, or zeroes on failure).
-    unsafe {
-        bpf_get_current_comm(comm.as_mut_ptr().cast::<c_void>(), 16);
-        comm.assume_init()
+
+    /// The task's cgroup v2 id, as `bpf_get_current_cgroup_id` computes it
+    /// (task->cgroups->dfl_cgrp->kn->id), by four direct loads.
+    #[inline(always)]
+    pub fn cgroup_id(self) -> u64 {
+        let Some(k) = offsets() else {
+            // SAFETY: helper without preconditions.
+            return unsafe { bpf_get_current_cgroup_id() };
+        };
+        // SAFETY: BTF-checked loads from the trusted current task (tracepoint programs
+        // run under RCU, which `task->cgroups` needs); a NULL pointer reads as 0.
+        unsafe {
+            let cset: *const u8 = btf_load(self.task, k.task_cgroups());
+            let cgrp: *const u8 = btf_load(cset, k.css_set_dfl_cgrp());
+            let kn: *const u8 = btf_load(cgrp, k.cgroup_kn());
+            btf_load(kn, k.kernfs_node_id())
+        }
+    }
+
+    /// The task's `exit_code` (the wait status once it is exiting).
+    #[inline(always)]
+    pub fn exit_code(self) -> Option<i32> {
+        let k = offsets()?;
+        // SAFETY: `exit_code` is an int field of task_struct at this offset.
+        Some(unsafe { btf_load(self.task, k.task_exit_code()) })
+    }
+
+    /// What file descriptor `fd` of the task is: follows
+    /// task->files->fdt->fd[fd]->(inode, private_data)->sk.
+    #[inline(always)]
+    pub fn fd(self, fd: i32) -> Fd {
+        let Some(k) = offsets() else {
+            return Fd::Unknown;
+        };
+        self.fd_with(k, fd, true).unwrap_or(Fd::Unknown)
+    }
+
+    /// [`Current::fd`] for an fd the syscall's own result proves is a socket (a bind
+    /// or connect that got past the fd lookup, a successful listen or accept): the
+    /// inode's type is not read.
+    #[inline(always)]
+    pub fn socket_fd(self, fd: i32) -> Fd {
+        let Some(k) = offsets() else {
+            return Fd::Unknown;
+        };
+        self.fd_with(k, fd, false).unwrap_or(Fd::Unknown)
+    }
+
+    /// What `fd` is after a bind or connect on it returned `ret`: past EBADF and
+    /// ENOTSOCK, the kernel has found a socket there.
+    #[inline(always)]
+    pub fn fd_after(self, fd: i32, ret: i64) -> Fd {
+        const EBADF: i64 = 9;
+        const ENOTSOCK: i64 = 88;
+        match -ret {
+            EBADF => Fd::Unknown,
+            ENOTSOCK => Fd::Other,
+            _ => self.socket_fd(fd),
+        }
+    }
+
+    #[inline(always)]
+    fn fd_with(self, k: Offsets, fd: i32, check_type: bool) -> Option<Fd> {
+        if fd < 0 {
+            return None;
+        }
+        // task->files->fdt->{max_fds, fd}: direct loads through BTF-typed pointers (the
+        // verifier checks each field at its load-time constant offset and makes the
+        // load fault-safe), several times cheaper than bpf_probe_read_kernel. The fd
+        // array holds pointers to pointers, which the verifier types as plain numbers:
+        // from there on, checked reads.
+        // SAFETY: BTF-checked loads (above); a NULL files or fdt reads as 0.
+        let (max_fds, fds) = unsafe {
+            let files: *const u8 = btf_load(self.task, k.task_files());
+            let fdt: *const u8 = btf_load(files, k.files_fdt());
+            (
+                btf_load::<u32>(fdt, k.fdt_max_fds()),
+                btf_load::<u64>(fdt, k.fdt_fd()),
+            )
+        };
+        if fd as u32 >= max_fds || fds == 0 {
+            return None;
+        }
+        let file: u64 = read(fds, fd as u32 * 8)?;
+        if file == 0 {
+            return None;
+        }
+        if check_type {
+            let inode: u64 = read(file, k.file_inode())?;
+            let mode: u16 = read(inode, k.inode_mode())?;
+            if mode & S_IFMT != S_IFSOCK {
+                return Some(Fd::Other);
+            }
+        }
+        let socket: u64 = read(file, k.file_private_data())?;
+        // `struct socket` opens with state, type, flags, file, sk: one copy for both.
+        let head = Head::<4>::read(socket)?;
+        let sk = head.at::<u64>(socket, k.socket_sk());
+        let sock_type = head.at::<u16>(socket, k.socket_type());
+        Some(if sk == 0 {
+            Fd::Unknown
+        } else {
+            Fd::Socket(Socket { sk, sock_type })
+        })
     }
 }
 
-/// Store comm words in a `comm` field.
-///
-/// # Safety
-/// `dst` must be 8-byte aligned, as `Header::comm` and `Owner::comm` are (asserted
-/// in netwatch-common).
+/// Comm words as the bytes of a `comm` field. The fields (`Header::comm`,
+/// `Owner::comm`) are 8-byte aligned (asserted in netwatch-common), so the value is
+/// stored as two words, not byte by byte.
 #[inline(always)]
-pub unsafe fn put_comm(dst: &mut [u8; 16], words: [u64; 2]) {
-    // SAFETY: see above.
-    unsafe { core::ptr::from_mut(dst).cast::<[u64; 2]>().write(words) }
-}
-
-/// The current task's cgroup v2 id, as `bpf_get_current_cgroup_id` computes it
-/// (task->cgroups->dfl_cgrp->kn->id), by four direct loads.
-#[inline(always)]
-pub fn current_cgroup_id() -> u64 {
-    let Some(k) = offsets() else {
-        // SAFETY: helper without preconditions.
-        return unsafe { bpf_get_current_cgroup_id() };
-    };
-    // SAFETY: BTF-checked loads from the trusted current task (tracepoint programs
-    // run under RCU, which `task->cgroups` needs); a NULL pointer reads as 0.
-    unsafe {
-        let task = bpf_get_current_task_btf().cast::<u8>();
-        let cset: *const u8 = btf_load(task, k.task_cgroups());
-        let cgrp: *const u8 = btf_load(cset, k.css_set_dfl_cgrp());
-        let kn: *const u8 = btf_load(cgrp, k.cgroup_kn());
-        btf_load(kn, k.kernfs_node_id())
-    }
+pub fn comm_bytes(words: [u64; 2]) -> [u8; 16] {
+    // SAFETY: same size; every bit pattern is a valid byte array.
+    unsafe { core::mem::transmute::<[u64; 2], [u8; 16]>(words) }
 }
 
 /// A socket found in the fd table.
@@ -176,86 +299,6 @@ pub enum Fd {
     Other,
     /// Not resolvable (closed, or BTF unavailable).
     Unknown,
-}
-
-/// Follow task->files->fdt->fd[fd]->(inode, private_data)->sk.
-#[inline(always)]
-pub fn fd_lookup(fd: i32) -> Fd {
-    let Some(k) = offsets() else {
-        return Fd::Unknown;
-    };
-    fd_lookup_with(k, fd, true).unwrap_or(Fd::Unknown)
-}
-
-/// [`fd_lookup`] for an fd the syscall's own result proves is a socket (a bind or
-/// connect that got past the fd lookup, a successful listen or accept): the inode's
-/// type is not read.
-#[inline(always)]
-pub fn socket_fd(fd: i32) -> Fd {
-    let Some(k) = offsets() else {
-        return Fd::Unknown;
-    };
-    fd_lookup_with(k, fd, false).unwrap_or(Fd::Unknown)
-}
-
-/// What `fd` is after a bind or connect on it returned `ret`: past EBADF and
-/// ENOTSOCK, the kernel has found a socket there.
-#[inline(always)]
-pub fn lookup_after(fd: i32, ret: i64) -> Fd {
-    const EBADF: i64 = 9;
-    const ENOTSOCK: i64 = 88;
-    match -ret {
-        EBADF => Fd::Unknown,
-        ENOTSOCK => Fd::Other,
-        _ => socket_fd(fd),
-    }
-}
-
-#[inline(always)]
-fn fd_lookup_with(k: Offsets, fd: i32, check_type: bool) -> Option<Fd> {
-    if fd < 0 {
-        return None;
-    }
-    // task->files->fdt->{max_fds, fd}: direct loads through BTF-typed pointers (the
-    // verifier checks each field at its load-time constant offset and makes the load
-    // fault-safe), several times cheaper than bpf_probe_read_kernel. The fd array
-    // holds pointers to pointers, which the verifier types as plain numbers: from
-    // there on, checked reads.
-    // SAFETY: bpf_get_current_task_btf returns a trusted pointer to the current task.
-    let task = unsafe { bpf_get_current_task_btf() }.cast::<u8>();
-    // SAFETY: BTF-checked loads (above); a NULL files or fdt reads as 0.
-    let (max_fds, fds) = unsafe {
-        let files: *const u8 = btf_load(task, k.task_files());
-        let fdt: *const u8 = btf_load(files, k.files_fdt());
-        (
-            btf_load::<u32>(fdt, k.fdt_max_fds()),
-            btf_load::<u64>(fdt, k.fdt_fd()),
-        )
-    };
-    if fd as u32 >= max_fds || fds == 0 {
-        return None;
-    }
-    let file: u64 = read(fds, fd as u32 * 8)?;
-    if file == 0 {
-        return None;
-    }
-    if check_type {
-        let inode: u64 = read(file, k.file_inode())?;
-        let mode: u16 = read(inode, k.inode_mode())?;
-        if mode & S_IFMT != S_IFSOCK {
-            return Some(Fd::Other);
-        }
-    }
-    let socket: u64 = read(file, k.file_private_data())?;
-    // `struct socket` opens with state, type, flags, file, sk: one copy for both.
-    let head = Head::<4>::read(socket)?;
-    let sk = head.at::<u64>(socket, k.socket_sk());
-    let sock_type = head.at::<u16>(socket, k.socket_type());
-    Some(if sk == 0 {
-        Fd::Unknown
-    } else {
-        Fd::Socket(Socket { sk, sock_type })
-    })
 }
 
 /// Fill `info` (zeroed) for what `fd` is; flags say whether it resolved.
@@ -389,7 +432,11 @@ pub fn current_sig_handler(sig: i32) -> Option<u64> {
     if !(1..=64).contains(&sig) {
         return None;
     }
-    let sighand: u64 = read(current_task(), k.task_sighand())?;
+    // A checked read of `sighand`: the variable index below is not allowed on a
+    // BTF-typed pointer.
+    // SAFETY: helper without preconditions.
+    let task = unsafe { bpf_get_current_task() };
+    let sighand: u64 = read(task, k.task_sighand())?;
     // action[sig - 1].sa.sa_handler, the first word of struct k_sigaction.
     read(
         sighand,

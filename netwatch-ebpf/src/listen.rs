@@ -1,13 +1,12 @@
 //! Successful `listen(2)` (queued: the daemon learns a bind was recovered) and
 //! `accept(2)`/`accept4(2)` (not queued: they only record the new socket's owner).
 
-use aya_ebpf::{
-    helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::TracePointContext,
-};
+use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
 use netwatch_common::{EventKind, Syscall, listen::ListenEvent};
 
 use crate::{
-    emit, kernel,
+    emit,
+    kernel::{self, Current, Fd},
     maps::{self, set_owner},
     regs::SyscallArgs,
     syscalls,
@@ -16,37 +15,38 @@ use crate::{
 #[tracepoint(category = "syscalls", name = "sys_exit_listen")]
 pub fn sys_exit_listen(ctx: TracePointContext) -> u32 {
     let ret = syscalls::ret(&ctx);
-    let _ = SyscallArgs::current().and_then(|args| exit(ret, &args));
+    if ret == 0 {
+        let _ = exit(Current::get());
+    }
     0
 }
 
 /// `syscalls:sys_exit_accept` and `_accept4` (attached to both).
 #[tracepoint]
 pub fn sys_exit_accept(ctx: TracePointContext) -> u32 {
-    let _ = accepted(syscalls::ret(&ctx));
+    let ret = syscalls::ret(&ctx);
+    if ret >= 0 {
+        accepted(ret as i32, Current::get());
+    }
     0
 }
 
-/// listen(2) returned `ret`.
+/// listen(2) succeeded.
 #[inline(always)]
-fn exit(ret: i64, args: &SyscallArgs) -> Option<()> {
-    if ret != 0 {
+fn exit(current: Current) -> Option<()> {
+    if !maps::selected(current.tgid()) {
         return None;
     }
-    let pid_tgid = bpf_get_current_pid_tgid();
-    if !maps::selected((pid_tgid >> 32) as u32) {
-        return None;
-    }
+    let args = SyscallArgs::of(current)?;
     // listen(int fd, int backlog)
     let fd = args.arg(0) as i32;
-    let what = kernel::socket_fd(fd);
-    let comm = kernel::current_comm();
-    if let kernel::Fd::Socket(s) = what {
-        set_owner(s.sk, pid_tgid, comm);
+    let what = current.socket_fd(fd);
+    if let Fd::Socket(s) = what {
+        set_owner(s.sk, current);
     }
     let mut slot = emit::reserve::<ListenEvent>(EventKind::Listen)?;
     let ev = slot.zeroed();
-    ev.header = emit::header_with_comm(EventKind::Listen, pid_tgid, comm);
+    ev.header = emit::header(EventKind::Listen, current);
     ev.fd = fd;
     ev.syscall = Syscall::Listen as u32;
     kernel::fill_fd(&what, &mut ev.sock);
@@ -54,19 +54,14 @@ fn exit(ret: i64, args: &SyscallArgs) -> Option<()> {
     Some(())
 }
 
-/// accept(2)/accept4(2) returned `ret`: the accepted connection's fd. Remember who
-/// owns it.
+/// accept(2)/accept4(2) returned `fd`, the accepted connection's. Remember who owns
+/// it.
 #[inline(always)]
-fn accepted(ret: i64) -> Option<()> {
-    if ret < 0 {
-        return None;
+fn accepted(fd: i32, current: Current) {
+    if !maps::selected(current.tgid()) {
+        return;
     }
-    let pid_tgid = bpf_get_current_pid_tgid();
-    if !maps::selected((pid_tgid >> 32) as u32) {
-        return None;
+    if let Fd::Socket(s) = current.socket_fd(fd) {
+        set_owner(s.sk, current);
     }
-    if let kernel::Fd::Socket(s) = kernel::socket_fd(ret as i32) {
-        set_owner(s.sk, pid_tgid, kernel::current_comm());
-    }
-    Some(())
 }

@@ -7,11 +7,11 @@ use aya_ebpf::{
     maps::{HashMap, LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
 };
 use netwatch_common::{
-    COMM_LEN, CONNECTING_MAX, Config, EventKind, KernelOffsets, Owner, PROC_COUNTS_MAX, ProcCounts,
+    CONNECTING_MAX, Config, EventKind, KernelOffsets, Owner, PROC_COUNTS_MAX, ProcCounts,
     SOCK_OWNER_MAX, TpLayout, WATCHED_MAX,
 };
 
-use crate::kernel;
+use crate::kernel::{self, Current};
 
 /// One field of a load-time global ([`Global`]), by one volatile load:
 /// `Global::load` copies the whole struct, one load per field, at every use.
@@ -91,6 +91,10 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 22, 0);
 /// Records the ring buffer could not take, per CPU, indexed by `EventKind`.
 #[map]
 pub static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(EventKind::COUNT, 0);
+
+/// Bytes of records each CPU has reserved, for the wake-up policy (`emit::reserve`).
+#[map]
+pub static PRODUCED: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 /// Watched thread-group ids when `CONFIG.filter_pids` is set. Children of watched
 /// processes are added at fork (see `process.rs`).
@@ -196,21 +200,18 @@ pub fn count_lost(kind: EventKind) {
     }
 }
 
-/// Remember that the current process uses socket `sk`; `comm` is its
-/// `kernel::current_comm()`.
+/// Remember that the current process uses socket `sk`.
 #[inline(always)]
-pub fn set_owner(sk: u64, pid_tgid: u64, comm: [u64; 2]) {
+pub fn set_owner(sk: u64, current: Current) {
     if sk == 0 {
         return;
     }
-    let mut owner = Owner {
-        cgroup_id: kernel::current_cgroup_id(),
-        tgid: (pid_tgid >> 32) as u32,
-        tid: pid_tgid as u32,
-        comm: [0; COMM_LEN],
+    let owner = Owner {
+        cgroup_id: current.cgroup_id(),
+        tgid: current.tgid(),
+        tid: current.tid(),
+        comm: kernel::comm_bytes(current.comm()),
     };
-    // SAFETY: Owner::comm is 8-byte aligned.
-    unsafe { kernel::put_comm(&mut owner.comm, comm) };
     // Most calls name the owner already recorded (every failing send on a connection):
     // a lookup, which also marks the entry recently used, is several times cheaper
     // than an LRU update.

@@ -2,7 +2,6 @@
 //! the pid filter to children), and exec.
 
 use aya_ebpf::{
-    helpers::bpf_get_current_pid_tgid,
     macros::{raw_tracepoint, tracepoint},
     programs::{RawTracePointContext, TracePointContext},
 };
@@ -12,7 +11,8 @@ use netwatch_common::{
 };
 
 use crate::{
-    emit, kernel,
+    emit,
+    kernel::{self, Current},
     maps::{self, CONFIG, TP_LAYOUT, WATCHED},
     tp::field,
 };
@@ -25,29 +25,25 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
 
 #[inline(always)]
 fn try_exit(ctx: &TracePointContext) -> Option<()> {
-    let pid_tgid = bpf_get_current_pid_tgid();
-    let tgid = (pid_tgid >> 32) as u32;
+    let current = Current::get();
+    let tgid = current.tgid();
     // One event per thread group: when its last thread exits (group_dead), or, on
     // kernels whose record lacks that field, when the leader exits.
     let group_dead = match field::<u8>(ctx, TP_LAYOUT.load().pe_group_dead) {
         Some(dead) => dead != 0,
-        None => tgid == pid_tgid as u32,
+        None => tgid == current.tid(),
     };
     if !group_dead || !maps::selected(tgid) {
         return None;
     }
-    let exit_code = match kernel::offsets() {
-        Some(k) => kernel::read::<i32>(kernel::current_task(), k.task_exit_code())
-            .unwrap_or(EXIT_CODE_UNKNOWN),
-        None => EXIT_CODE_UNKNOWN,
-    };
+    let exit_code = current.exit_code().unwrap_or(EXIT_CODE_UNKNOWN);
     if CONFIG.load().filter_pids != 0 {
         // The pid may be reused by an unrelated process.
         let _ = WATCHED.remove(&tgid);
     }
     let mut slot = emit::reserve::<ExitEvent>(EventKind::Exit)?;
     slot.write(ExitEvent {
-        header: emit::header(EventKind::Exit, pid_tgid),
+        header: emit::header(EventKind::Exit, current),
         exit_code,
         _pad: 0,
     });
@@ -73,8 +69,8 @@ fn try_fork(ctx: &RawTracePointContext) -> Option<()> {
     if child_tgid != child_tid {
         return None; // a new thread, not a new process
     }
-    let pid_tgid = bpf_get_current_pid_tgid();
-    let parent = (pid_tgid >> 32) as u32;
+    let current = Current::get();
+    let parent = current.tgid();
     let config = CONFIG.load();
     if config.filter_pids != 0 {
         let spawned = config.spawner_tgid != 0 && parent == config.spawner_tgid;
@@ -88,7 +84,7 @@ fn try_fork(ctx: &RawTracePointContext) -> Option<()> {
     }
     let mut slot = emit::reserve::<ForkEvent>(EventKind::Fork)?;
     slot.write(ForkEvent {
-        header: emit::header(EventKind::Fork, pid_tgid),
+        header: emit::header(EventKind::Fork, current),
         child_tgid,
         child_tid,
     });
@@ -104,14 +100,14 @@ pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
 
 #[inline(always)]
 fn try_exec(ctx: &TracePointContext) -> Option<()> {
-    let pid_tgid = bpf_get_current_pid_tgid();
-    if !maps::selected((pid_tgid >> 32) as u32) {
+    let current = Current::get();
+    if !maps::selected(current.tgid()) {
         return None;
     }
     let old_tid = field::<i32>(ctx, TP_LAYOUT.load().ex_old_pid).unwrap_or(0) as u32;
     let mut slot = emit::reserve::<ExecEvent>(EventKind::Exec)?;
     slot.write(ExecEvent {
-        header: emit::header(EventKind::Exec, pid_tgid),
+        header: emit::header(EventKind::Exec, current),
         old_tid,
         _pad: 0,
     });

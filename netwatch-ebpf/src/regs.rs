@@ -5,21 +5,21 @@
 //! behind when a syscall never returns. The syscall entry code saves the user registers
 //! in `pt_regs` and the handlers do not change the argument slots.
 
-use aya_ebpf::{
-    bindings::pt_regs,
-    helpers::generated::{bpf_get_current_task_btf, bpf_task_pt_regs},
-};
+use aya_ebpf::{bindings::pt_regs, helpers::generated::bpf_task_pt_regs};
+
+use crate::kernel::Current;
 
 pub struct SyscallArgs {
     regs: *const pt_regs,
 }
 
 impl SyscallArgs {
+    /// The current task's saved registers.
     #[inline(always)]
-    pub fn current() -> Option<Self> {
-        // SAFETY: both helpers are valid in tracepoint programs; the result is a
-        // BTF-typed pointer to the current task's pt_regs, which the verifier lets us load from.
-        let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const pt_regs;
+    pub fn of(current: Current) -> Option<Self> {
+        // SAFETY: the helper takes the trusted task pointer `Current` holds; the result
+        // is a BTF-typed pointer to its pt_regs, which the verifier lets us load from.
+        let regs = unsafe { bpf_task_pt_regs(current.task().cast_mut().cast()) } as *const pt_regs;
         if regs.is_null() {
             None
         } else {

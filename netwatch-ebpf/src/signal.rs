@@ -2,16 +2,15 @@
 //! had arranged for it: ignore, a handler, or the default (death); and the signals
 //! that ask a process to terminate.
 
-use aya_ebpf::{
-    helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::TracePointContext,
-};
+use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
 use netwatch_common::{
     EventKind,
     signal::{HANDLER_UNKNOWN, SignalEvent, is_traced},
 };
 
 use crate::{
-    emit, kernel,
+    emit,
+    kernel::{self, Current},
     maps::{self, TP_LAYOUT},
     sockio,
     tp::field,
@@ -33,13 +32,13 @@ fn try_signal_generate(ctx: &TracePointContext) -> Option<()> {
         return None;
     }
     let target: i32 = field(ctx, l.sg_pid)?;
-    let pid_tgid = bpf_get_current_pid_tgid();
+    let current = Current::get();
     // The kernel raises SIGPIPE on the writing task itself (net/core/stream.c,
     // fs/pipe.c): then the target is current and its process is known. A SIGPIPE
     // sent by another process is attributed to the target thread's id.
-    let to_self = target as u32 == pid_tgid as u32;
+    let to_self = target as u32 == current.tid();
     let tgid = if to_self {
-        (pid_tgid >> 32) as u32
+        current.tgid()
     } else {
         target as u32
     };
@@ -53,12 +52,7 @@ fn try_signal_generate(ctx: &TracePointContext) -> Option<()> {
     if !maps::watched(tgid) || !placed {
         return None;
     }
-    // SAFETY: helper without preconditions.
-    let cgroup = if to_self {
-        unsafe { aya_ebpf::helpers::generated::bpf_get_current_cgroup_id() }
-    } else {
-        0
-    };
+    let cgroup = if to_self { current.cgroup_id() } else { 0 };
     let handler = if to_self {
         kernel::current_sig_handler(sig).unwrap_or(HANDLER_UNKNOWN)
     } else {
@@ -78,7 +72,7 @@ fn try_signal_generate(ctx: &TracePointContext) -> Option<()> {
         slot.submit();
     }
     if sig == SIGPIPE && to_self {
-        sockio::pipe_epipe(pid_tgid);
+        sockio::pipe_epipe(current);
     }
     Some(())
 }

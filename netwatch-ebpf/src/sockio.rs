@@ -18,7 +18,6 @@
 //! [`pipe_epipe`].
 
 use aya_ebpf::{
-    helpers::bpf_get_current_pid_tgid,
     macros::{raw_tracepoint, tracepoint},
     programs::{RawTracePointContext, TracePointContext},
 };
@@ -27,7 +26,8 @@ use netwatch_common::{
 };
 
 use crate::{
-    emit, kernel,
+    emit,
+    kernel::{self, Current, Fd},
     maps::{self, set_owner},
     regs::SyscallArgs,
     syscalls,
@@ -58,22 +58,24 @@ fn failed(ctx: &RawTracePointContext, ret: i32) -> Option<()> {
     if errno == EAGAIN || errno == EINTR || errno >= ERESTART_FIRST {
         return None;
     }
-    let pid_tgid = bpf_get_current_pid_tgid();
-    if !maps::selected((pid_tgid >> 32) as u32) {
+    let current = Current::get();
+    if !maps::selected(current.tgid()) {
         return None;
     }
     // Which syscall: I/O the kernel does on its own behalf, or submitted through
     // io_uring, has none of these numbers and is not a process's failure to report.
-    let args = SyscallArgs::current()?;
+    let args = SyscallArgs::of(current)?;
     let syscall = syscalls::sockio(args.nr()).filter(|s| !several(*s))?;
     let sk: u64 = ctx.arg(0);
-    let comm = kernel::current_comm();
-    set_owner(sk, pid_tgid, comm);
-    let tgid = (pid_tgid >> 32) as u32;
-    let mut slot =
-        emit::reserve_failure::<SockIoEvent>(EventKind::SockIo, tgid, errno, family(syscall))?;
+    set_owner(sk, current);
+    let mut slot = emit::reserve_failure::<SockIoEvent>(
+        EventKind::SockIo,
+        current.tgid(),
+        errno,
+        family(syscall),
+    )?;
     let ev = slot.zeroed();
-    ev.header = emit::header_with_comm(EventKind::SockIo, pid_tgid, comm);
+    ev.header = emit::header(EventKind::SockIo, current);
     ev.errno = errno;
     ev.fd = fd(&args, syscall);
     ev.syscall = syscall as u32;
@@ -111,49 +113,51 @@ fn exit(errno: i32, syscall: Syscall) -> Option<()> {
     if errno == EAGAIN || errno == EINTR {
         return None;
     }
-    let pid_tgid = bpf_get_current_pid_tgid();
-    if !maps::selected((pid_tgid >> 32) as u32) {
+    let current = Current::get();
+    if !maps::selected(current.tgid()) {
         return None;
     }
-    let args = SyscallArgs::current()?;
+    let args = SyscallArgs::of(current)?;
     let fd = fd(&args, syscall);
-    let what = kernel::fd_lookup(fd);
+    let what = current.fd(fd);
     // On a file or pipe, only EPIPE is netwatch's business (SIGPIPE is the same story
     // on a pipe).
-    if matches!(what, kernel::Fd::Other) && errno != EPIPE {
+    if matches!(what, Fd::Other) && errno != EPIPE {
         return None;
     }
-    report(pid_tgid, errno, fd, syscall, &what)
+    report(current, errno, fd, syscall, &what)
 }
 
 /// The current task raised SIGPIPE on itself: if it is writing to a pipe (not a
 /// socket: sockets are reported above), report that write's EPIPE.
 #[inline(always)]
-pub fn pipe_epipe(pid_tgid: u64) -> Option<()> {
-    let args = SyscallArgs::current()?;
+pub fn pipe_epipe(current: Current) -> Option<()> {
+    let args = SyscallArgs::of(current)?;
     // sendfile64 and splice report pipes at their exits.
     let syscall = syscalls::sockio(args.nr()).filter(|s| s.is_send() && !several(*s))?;
     let fd = fd(&args, syscall);
     // Without BTF a socket cannot be told from a pipe: leave it to the socket path.
-    let what = kernel::fd_lookup(fd);
-    if !matches!(what, kernel::Fd::Other) {
+    let what = current.fd(fd);
+    if !matches!(what, Fd::Other) {
         return None;
     }
-    report(pid_tgid, EPIPE, fd, syscall, &what)
+    report(current, EPIPE, fd, syscall, &what)
 }
 
 /// Count and queue the failure of `syscall` on `fd` (what the fd walk found there).
 #[inline(always)]
-fn report(pid_tgid: u64, errno: i32, fd: i32, syscall: Syscall, what: &kernel::Fd) -> Option<()> {
-    let comm = kernel::current_comm();
-    if let kernel::Fd::Socket(s) = *what {
-        set_owner(s.sk, pid_tgid, comm);
+fn report(current: Current, errno: i32, fd: i32, syscall: Syscall, what: &Fd) -> Option<()> {
+    if let Fd::Socket(s) = *what {
+        set_owner(s.sk, current);
     }
-    let tgid = (pid_tgid >> 32) as u32;
-    let mut slot =
-        emit::reserve_failure::<SockIoEvent>(EventKind::SockIo, tgid, errno, family(syscall))?;
+    let mut slot = emit::reserve_failure::<SockIoEvent>(
+        EventKind::SockIo,
+        current.tgid(),
+        errno,
+        family(syscall),
+    )?;
     let ev = slot.zeroed();
-    ev.header = emit::header_with_comm(EventKind::SockIo, pid_tgid, comm);
+    ev.header = emit::header(EventKind::SockIo, current);
     ev.errno = errno;
     ev.fd = fd;
     ev.syscall = syscall as u32;
