@@ -222,7 +222,9 @@ pub struct Config {
     pub cgroup_id: u64,
     /// Depth of that cgroup below the root (for bpf_get_current_ancestor_cgroup_id).
     pub cgroup_level: u32,
-    pub _pad: u32,
+    /// Always 0: guards instructions the verifier must see but that never run
+    /// (`sockaddr::stay_on_kernel_stack` in netwatch-ebpf).
+    pub never: u32,
 }
 const _: () = assert!(core::mem::size_of::<Config>() == 32);
 

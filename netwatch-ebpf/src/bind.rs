@@ -14,6 +14,7 @@ use crate::{
 
 #[tracepoint(category = "syscalls", name = "sys_exit_bind")]
 pub fn sys_exit_bind(ctx: TracePointContext) -> u32 {
+    sockaddr::stay_on_kernel_stack(&ctx);
     let ret = syscalls::ret(&ctx);
     let _ = exit(ret, Current::get());
     0

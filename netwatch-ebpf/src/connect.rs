@@ -31,6 +31,7 @@ const EHOSTUNREACH: i32 = 113;
 
 #[tracepoint(category = "syscalls", name = "sys_exit_connect")]
 pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
+    sockaddr::stay_on_kernel_stack(&ctx);
     let ret = syscalls::ret(&ctx);
     let _ = exit(ret, Current::get());
     0

@@ -4,7 +4,7 @@ use aya_ebpf::{
     Global,
     helpers::generated::bpf_get_current_ancestor_cgroup_id,
     macros::map,
-    maps::{HashMap, LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
+    maps::{HashMap, LruHashMap, LruPerCpuHashMap, PerCpuArray, ProgramArray, RingBuf},
 };
 use netwatch_common::{
     CONNECTING_MAX, Config, EventKind, KernelOffsets, Owner, PROC_COUNTS_MAX, ProcCounts,
@@ -38,7 +38,7 @@ pub static CONFIG: Global<Config> = Global::new(Config {
     verbose: 0,
     cgroup_id: 0,
     cgroup_level: 0,
-    _pad: 0,
+    never: 0,
 });
 
 /// Tracepoint record offsets, from tracefs at start-up.
@@ -83,6 +83,11 @@ pub static KERNEL_OFFSETS: Global<KernelOffsets> = Global::new(KernelOffsets {
     kernfs_node_id: 0,
     socket_type: 0,
 });
+
+/// Always empty: the target of a tail call that never runs (see
+/// `sockaddr::stay_on_kernel_stack`).
+#[map]
+pub static NO_PROGRAMS: ProgramArray = ProgramArray::with_max_entries(1, 0);
 
 /// Records to userspace. The loader sets the real size (`--ring-buffer-size`).
 #[map]

@@ -402,7 +402,7 @@ pub fn load(opts: &Options) -> Result<Tracer, LoadError> {
         verbose: u32::from(opts.verbose),
         cgroup_id: opts.cgroup.map_or(0, |(id, _)| id),
         cgroup_level: opts.cgroup.map_or(0, |(_, level)| level),
-        _pad: 0,
+        never: 0,
     };
     let mut ebpf = EbpfLoader::new()
         .override_global(CONFIG_GLOBAL, &config, true)
