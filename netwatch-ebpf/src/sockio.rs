@@ -27,7 +27,7 @@ use netwatch_common::{
 
 use crate::{
     emit,
-    kernel::{self, Current, Fd},
+    kernel::{self, Current, Fd, Socket},
     maps::{self, set_owner},
     regs::SyscallArgs,
     syscalls,
@@ -66,22 +66,13 @@ fn failed(ctx: &RawTracePointContext, ret: i32) -> Option<()> {
     // io_uring, has none of these numbers and is not a process's failure to report.
     let args = SyscallArgs::of(current)?;
     let syscall = syscalls::sockio(args.nr()).filter(|s| !several(*s))?;
-    let sk: u64 = ctx.arg(0);
-    set_owner(sk, current);
-    let mut slot = emit::reserve_failure::<SockIoEvent>(
-        EventKind::SockIo,
-        current.tgid(),
-        errno,
-        family(syscall),
-    )?;
-    let ev = slot.zeroed();
-    ev.header = emit::header(EventKind::SockIo, current);
-    ev.errno = errno;
-    ev.fd = fd(&args, syscall);
-    ev.syscall = syscall as u32;
-    kernel::fill_sock(sk, &mut ev.sock);
-    slot.submit();
-    Some(())
+    // The socket itself, from the tracepoint: no fd walk (`kernel::fill_sock` reads
+    // its type for the record).
+    let socket = Fd::Socket(Socket {
+        sk: ctx.arg(0),
+        sock_type: 0,
+    });
+    report(current, errno, fd(&args, syscall), syscall, &socket)
 }
 
 /// Whether `syscall` may make several socket operations (see the module's comment).
