@@ -108,7 +108,7 @@ unsafe fn btf_load<T>(base: *const u8, off: u32) -> T {
 pub struct Current {
     task: *const u8,
     /// `bpf_get_current_pid_tgid`'s value: tgid in the high half, thread id low.
-    pub pid_tgid: u64,
+    pid_tgid: u64,
 }
 
 impl Current {
