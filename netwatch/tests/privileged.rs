@@ -287,6 +287,14 @@ impl Netns {
         Self { name }
     }
 
+    /// `ip -n NS ARGS...`
+    fn ip(&self, args: &[&str]) {
+        let mut all = vec!["-n", self.name.as_str()];
+        all.extend_from_slice(args);
+        let (status, _, err) = support::run_program("ip", &all, &[]);
+        assert!(status.success(), "ip {all:?}: {err}");
+    }
+
     fn sysctl(&self, key_value: &str) {
         let (status, _, err) = support::run_program(
             "ip",
@@ -2172,5 +2180,71 @@ say(later=s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR))
         "attributed to the socket's owner, not to softirq's pid"
     );
     assert_eq!(v["addr"]["port"], 1);
+    nw.finish();
+}
+
+/// The connect returns EINPROGRESS first and the failure comes a second later, when
+/// the SYN's retransmission timer gives up: the path where the error is reported on a
+/// socket whose connect(2) has already returned. The SYN leaves through a veth whose
+/// other end has no address, in a namespace of the test's own, and is dropped there.
+#[test]
+fn a_non_blocking_connect_that_times_out_after_returning_is_caught_once() {
+    require_root();
+    let ns = Netns::new("synlost");
+    ns.ip(&[
+        "link", "add", "nwa0", "type", "veth", "peer", "name", "nwa1",
+    ]);
+    ns.ip(&["addr", "add", "10.200.0.1/24", "dev", "nwa0"]);
+    ns.ip(&["link", "set", "nwa0", "up"]);
+    ns.ip(&["link", "set", "nwa1", "up"]);
+    ns.ip(&[
+        "neigh",
+        "add",
+        "10.200.0.2",
+        "lladdr",
+        "02:00:00:00:00:02",
+        "dev",
+        "nwa0",
+    ]);
+    let mut nw = Netwatch::start(&["-j"]);
+    let mut actor = Actor::spawn_in(
+        &ns.prefix(),
+        r#"
+import select, time
+s = socket.socket(); s.setblocking(False)
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_SYNCNT, 1)
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, 300)
+try:
+    s.connect(("10.200.0.2", 80))
+    say(first=0)
+except OSError as e:
+    say(first=e.errno)
+select.select([], [s], [], 10)
+say(later=s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR))
+"#,
+    );
+    assert_eq!(actor.read("first"), "115", "EINPROGRESS");
+    assert_eq!(
+        actor.read("later"),
+        "110",
+        "ETIMEDOUT reported on the socket"
+    );
+    let pid = actor.pid();
+    assert!(actor.wait().success());
+    let v = nw.wait_json("the timed-out connect", |v| {
+        v["kind"] == "connect" && v["pid"] == pid
+    });
+    assert_eq!(v["error"], "ETIMEDOUT");
+    assert_eq!(v["after_einprogress"], true);
+    assert_eq!(v["comm"], "python3", "attributed to the socket's owner");
+    assert_eq!(v["addr"]["ip"], "10.200.0.2");
+    assert_eq!(v["addr"]["port"], 80);
+    nw.settle(Duration::from_millis(500));
+    let connects = nw
+        .json_seen()
+        .into_iter()
+        .filter(|v| v["kind"] == "connect" && v["pid"] == pid)
+        .count();
+    assert_eq!(connects, 1, "one failure, one event");
     nw.finish();
 }
