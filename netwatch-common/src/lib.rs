@@ -337,13 +337,7 @@ const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 136);
 pub const TP_LAYOUT_GLOBAL: &str = "TP_LAYOUT";
 /// Name of the [`KernelOffsets`] global in the eBPF object.
 pub const KERNEL_OFFSETS_GLOBAL: &str = "KERNEL_OFFSETS";
-/// LRU set of sockets whose non-blocking connect is in progress.
-pub const CONNECTING_MAP: &str = "CONNECTING";
-/// LRU hash of errors reported on sockets before their connect(2) returned.
-pub const PENDING_ERR_MAP: &str = "PENDING_ERR";
-pub const CONNECTING_MAX: u32 = 16384;
-
-/// LRU hash from `struct sock` address to the process seen using it.
+/// LRU hash from `struct sock` address to the process seen using it ([`Owner`]).
 pub const SOCK_OWNER_MAP: &str = "SOCK_OWNER";
 pub const SOCK_OWNER_MAX: u32 = 65536;
 
@@ -389,16 +383,24 @@ impl ProcCounts {
     }
 }
 
-/// The process seen using a socket, from process context.
+/// What the kernel programs know of a socket: the process last seen using it from
+/// process context, and where its connect stands.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Owner {
     pub cgroup_id: u64,
+    /// 0: no process seen yet (an error was reported on the socket first).
     pub tgid: u32,
     pub tid: u32,
     pub comm: [u8; COMM_LEN],
+    /// Non-zero once connect(2) returned EINPROGRESS (or EINTR), until an error is
+    /// reported on the socket: that error is the connect's outcome.
+    pub connecting: u32,
+    /// An error reported on the socket before its connect(2) returned, which that
+    /// return consumes; 0: none.
+    pub pending_err: i32,
 }
-const _: () = assert!(core::mem::size_of::<Owner>() == 32);
+const _: () = assert!(core::mem::size_of::<Owner>() == 40);
 const _: () = assert!(core::mem::offset_of!(Owner, comm) % 8 == 0);
 
 /// Name of the [`Config`] global in the eBPF object.

@@ -6,14 +6,14 @@ use aya_ebpf::{
     programs::{RawTracePointContext, TracePointContext},
 };
 use netwatch_common::{
-    AF_INET, AF_INET6, EventKind, FAMILY_CONNECT,
+    AF_INET, AF_INET6, EventKind, FAMILY_CONNECT, Owner,
     connect::{CONNECT_ERROR_REPORT, CONNECT_SYSCALL, ConnectEvent},
 };
 
 use crate::{
     emit,
     kernel::{self, Current, Fd},
-    maps::{self, CONFIG, CONNECTING, PENDING_ERR, owner, set_owner},
+    maps::{self, CONFIG, SOCK_OWNER},
     regs::SyscallArgs,
     sockaddr, syscalls,
 };
@@ -22,6 +22,9 @@ const EINTR: i64 = 4;
 const EAGAIN: i64 = 11;
 const EALREADY: i64 = 114;
 const EINPROGRESS: i64 = 115;
+/// A blocking connect interrupted by a signal, before the kernel turns this into
+/// EINTR or restarts the call (include/linux/errno.h).
+const ERESTARTSYS: i64 = 512;
 const ENETDOWN: i32 = 100;
 const ENETUNREACH: i32 = 101;
 const ETIMEDOUT: i32 = 110;
@@ -60,24 +63,27 @@ fn exit(ret: i64, current: Current) -> Option<()> {
     if family != AF_INET && family != AF_INET6 {
         return None;
     }
-    // Every connect attempt names the socket's owner, for resets and later errors.
-    set_owner(sk, current);
-    // An error already reported on this socket (see PENDING_ERR).
-    // SAFETY: the value is copied out at once.
-    let pending = unsafe { PENDING_ERR.get(&sk) }.copied();
-    if pending.is_some() {
-        let _ = PENDING_ERR.remove(&sk);
-    }
+    // Every connect attempt names the socket's owner, for resets and later errors,
+    // and takes the error reported on the socket before connect(2) returned, if any:
+    // on loopback the RST to a SYN is processed while connect still holds the socket
+    // lock, so the error report comes first and EINPROGRESS second.
+    let entry = maps::sock_entry(sk);
+    // SAFETY: the field is copied out at once.
+    let pending = entry.map_or(0, |e| unsafe { (*e).pending_err });
+    let connecting = match -ret {
+        // The outcome comes later, as an error report on the socket (EINTR: a
+        // blocking connect interrupted goes on in the background).
+        EINPROGRESS | EINTR | ERESTARTSYS if pending == 0 => 1,
+        // Still in progress: as it was.
+        // SAFETY: as above.
+        EALREADY | EAGAIN => entry.map_or(0, |e| unsafe { (*e).connecting }),
+        _ => 0,
+    };
+    maps::set_connect_owner(sk, entry, current, connecting);
     let (errno, origin) = match (-ret, pending) {
-        (EINPROGRESS, Some(err)) => (err, CONNECT_ERROR_REPORT),
-        (EINPROGRESS, None) => {
-            if sk != 0 {
-                let _ = CONNECTING.insert(&sk, &1, 0);
-            }
-            return None;
-        }
-        // Not failures: still in progress, or interrupted.
-        (EALREADY | EAGAIN | EINTR, _) => return None,
+        (EINPROGRESS, err) if err != 0 => (err, CONNECT_ERROR_REPORT),
+        // Not failures: in progress, or interrupted.
+        (EINPROGRESS | EALREADY | EAGAIN | EINTR | ERESTARTSYS, _) => return None,
         (0, _) if CONFIG.load().verbose == 0 => return None,
         (e, _) => (e as i32, CONNECT_SYSCALL),
     };
@@ -122,17 +128,29 @@ fn try_inet_sk_error_report(ctx: &RawTracePointContext) -> Option<()> {
     ) {
         return None;
     }
-    // SAFETY: presence test only.
-    if unsafe { CONNECTING.get(&sk) }.is_none() {
-        // connect(2) has not returned yet (or the socket was never connecting):
-        // leave the error for sys_exit_connect.
-        let _ = PENDING_ERR.insert(&sk, &err, 0);
+    let Some(entry) = maps::sock_entry(sk) else {
+        // No process has used the socket yet: its connect(2) has not returned. Leave
+        // the error for sys_exit_connect.
+        let pending = Owner {
+            pending_err: err,
+            ..Owner::default()
+        };
+        // BPF_NOEXIST: a connect that has returned meanwhile is not overwritten.
+        let _ = SOCK_OWNER.insert(&sk, &pending, 1);
         return None;
-    }
-    let _ = CONNECTING.remove(&sk);
-    let owner = owner(sk);
-    let (tgid, tid, comm, cgroup) =
-        owner.map_or((0, 0, [0; 16], 0), |o| (o.tgid, o.tid, o.comm, o.cgroup_id));
+    };
+    // SAFETY: a value of the map, read and written at once (see `maps::put_owner`).
+    let owner = unsafe {
+        if (*entry).connecting == 0 {
+            // connect(2) has not returned yet (or the socket was never connecting):
+            // leave the error for sys_exit_connect.
+            (*entry).pending_err = err;
+            return None;
+        }
+        (*entry).connecting = 0;
+        *entry
+    };
+    let (tgid, tid, comm, cgroup) = (owner.tgid, owner.tid, owner.comm, owner.cgroup_id);
     if maps::filtering() && (tgid == 0 || !maps::watched(tgid)) {
         return None;
     }

@@ -7,8 +7,8 @@ use aya_ebpf::{
     maps::{HashMap, LruHashMap, LruPerCpuHashMap, PerCpuArray, ProgramArray, RingBuf},
 };
 use netwatch_common::{
-    CONNECTING_MAX, Config, EventKind, KernelOffsets, Owner, PROC_COUNTS_MAX, ProcCounts,
-    SOCK_OWNER_MAX, TpLayout, WATCHED_MAX,
+    Config, EventKind, KernelOffsets, Owner, PROC_COUNTS_MAX, ProcCounts, SOCK_OWNER_MAX, TpLayout,
+    WATCHED_MAX,
 };
 
 use crate::kernel::{self, Current};
@@ -106,21 +106,13 @@ pub static PRODUCED: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 pub static WATCHED: HashMap<u32, u8> = HashMap::with_max_entries(WATCHED_MAX, 0);
 
-/// `struct sock` address -> the process last seen using it from process context.
-/// Resets fire in softirq context, where the current task is unrelated; this is how
-/// they are attributed. LRU: sockets are never removed explicitly.
+/// `struct sock` address -> the process last seen using it from process context, and
+/// where its connect stands ([`Owner`]). Resets and connect errors are reported in
+/// softirq context, where the current task is unrelated; this is how they are
+/// attributed. One entry holds all a socket's state, so a connection costs one
+/// lookup and at most one LRU update. LRU: sockets are never removed explicitly.
 #[map]
 pub static SOCK_OWNER: LruHashMap<u64, Owner> = LruHashMap::with_max_entries(SOCK_OWNER_MAX, 0);
-
-/// Sockets whose non-blocking connect returned EINPROGRESS and has no outcome yet.
-#[map]
-pub static CONNECTING: LruHashMap<u64, u8> = LruHashMap::with_max_entries(CONNECTING_MAX, 0);
-
-/// Errors reported on a socket before its connect(2) returned: on loopback the RST
-/// to a SYN is processed while connect still holds the socket lock, so the error
-/// report comes first and EINPROGRESS second.
-#[map]
-pub static PENDING_ERR: LruHashMap<u64, i32> = LruHashMap::with_max_entries(CONNECTING_MAX, 0);
 
 /// Failures whose record the ring buffer could not take, per process, per CPU (no
 /// atomics). The daemon adds them to what it received, for exact totals, and
@@ -205,33 +197,83 @@ pub fn count_lost(kind: EventKind) {
     }
 }
 
-/// Remember that the current process uses socket `sk`.
+/// Remember that the current process uses socket `sk`; its connect state is kept.
 #[inline(always)]
 pub fn set_owner(sk: u64, current: Current) {
     if sk == 0 {
         return;
     }
-    let owner = Owner {
+    let entry = SOCK_OWNER.get_ptr_mut(&sk);
+    // SAFETY: the entry's fields are copied out at once.
+    let (connecting, pending_err) =
+        entry.map_or((0, 0), |e| unsafe { ((*e).connecting, (*e).pending_err) });
+    put_owner(sk, entry, owner_of(current, connecting, pending_err));
+}
+
+/// Make the current process `sk`'s owner, with the connect state `connecting` and no
+/// pending error; `entry` is `sk`'s entry as `sock_entry` found it.
+#[inline(always)]
+pub fn set_connect_owner(sk: u64, entry: Option<*mut Owner>, current: Current, connecting: u32) {
+    if sk != 0 {
+        put_owner(sk, entry, owner_of(current, connecting, 0));
+    }
+}
+
+/// `sk`'s entry in SOCK_OWNER, to read and update in place.
+#[inline(always)]
+pub fn sock_entry(sk: u64) -> Option<*mut Owner> {
+    if sk == 0 {
+        return None;
+    }
+    SOCK_OWNER.get_ptr_mut(&sk)
+}
+
+#[inline(always)]
+fn owner_of(current: Current, connecting: u32, pending_err: i32) -> Owner {
+    Owner {
         cgroup_id: current.cgroup_id(),
         tgid: current.tgid(),
         tid: current.tid(),
         comm: kernel::comm_bytes(current.comm()),
-    };
-    // Most calls name the owner already recorded (every failing send on a connection):
-    // a lookup, which also marks the entry recently used, is several times cheaper
-    // than an LRU update.
-    // SAFETY: the value is compared at once.
-    if unsafe { SOCK_OWNER.get(&sk) }.is_some_and(|o| *o == owner) {
-        return;
+        connecting,
+        pending_err,
+    }
+}
+
+#[inline(always)]
+fn put_owner(sk: u64, entry: Option<*mut Owner>, owner: Owner) {
+    // Most calls find the entry as it should be (every failing send on a connection,
+    // and a new socket at the address of a closed one of the same process): the
+    // lookup, which also marks the entry recently used, is several times cheaper than
+    // an LRU update. The same process with another connect state is written in place.
+    if let Some(e) = entry {
+        // SAFETY: a value of the map; a concurrent update replaces the element, and the
+        // write to this one is then lost, as the update would have overwritten it.
+        unsafe {
+            if (*e).tgid == owner.tgid
+                && (*e).tid == owner.tid
+                && (*e).comm == owner.comm
+                && (*e).cgroup_id == owner.cgroup_id
+            {
+                if (*e).connecting != owner.connecting || (*e).pending_err != owner.pending_err {
+                    (*e).connecting = owner.connecting;
+                    (*e).pending_err = owner.pending_err;
+                }
+                return;
+            }
+        }
     }
     let _ = SOCK_OWNER.insert(&sk, &owner, 0);
 }
 
+/// The process last seen using `sk`, if one was.
 #[inline(always)]
 pub fn owner(sk: u64) -> Option<Owner> {
     if sk == 0 {
         return None;
     }
     // SAFETY: the value is copied out at once.
-    unsafe { SOCK_OWNER.get(&sk) }.copied()
+    unsafe { SOCK_OWNER.get(&sk) }
+        .copied()
+        .filter(|o| o.tgid != 0)
 }

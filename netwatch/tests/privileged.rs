@@ -2183,14 +2183,11 @@ say(later=s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR))
     nw.finish();
 }
 
-/// The connect returns EINPROGRESS first and the failure comes a second later, when
-/// the SYN's retransmission timer gives up: the path where the error is reported on a
-/// socket whose connect(2) has already returned. The SYN leaves through a veth whose
-/// other end has no address, in a namespace of the test's own, and is dropped there.
-#[test]
-fn a_non_blocking_connect_that_times_out_after_returning_is_caught_once() {
-    require_root();
-    let ns = Netns::new("synlost");
+/// A namespace where a SYN to 10.200.0.2 is lost: it leaves through a veth whose other
+/// end has no address, and is dropped there. A connect to it fails when the SYN's
+/// retransmission timer gives up, after the connect has returned EINPROGRESS.
+fn syn_blackhole(tag: &str) -> Netns {
+    let ns = Netns::new(tag);
     ns.ip(&[
         "link", "add", "nwa0", "type", "veth", "peer", "name", "nwa1",
     ]);
@@ -2206,14 +2203,44 @@ fn a_non_blocking_connect_that_times_out_after_returning_is_caught_once() {
         "dev",
         "nwa0",
     ]);
+    ns
+}
+
+/// The python lines that make socket `s` give up after one SYN retransmission.
+const ONE_SYN_RETRY: &str = r#"
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_SYNCNT, 1)
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, 300)
+"#;
+
+/// The connect events of `pid`, once `nw` has settled: there must be one.
+fn the_one_connect_event(nw: &mut Netwatch, pid: u32) -> Value {
+    let v = nw.wait_json("the timed-out connect", |v| {
+        v["kind"] == "connect" && v["pid"] == pid
+    });
+    nw.settle(Duration::from_millis(500));
+    let connects: Vec<Value> = nw
+        .json_seen()
+        .into_iter()
+        .filter(|v| v["kind"] == "connect" && v["pid"] == pid)
+        .collect();
+    assert_eq!(connects.len(), 1, "one failure, one event: {connects:?}");
+    v
+}
+
+/// The error is reported on a socket whose connect(2) has already returned
+/// EINPROGRESS.
+#[test]
+fn a_non_blocking_connect_that_times_out_after_returning_is_caught_once() {
+    require_root();
+    let ns = syn_blackhole("synlost");
     let mut nw = Netwatch::start(&["-j"]);
     let mut actor = Actor::spawn_in(
         &ns.prefix(),
-        r#"
-import select, time
+        &format!(
+            r#"
+import select
 s = socket.socket(); s.setblocking(False)
-s.setsockopt(socket.IPPROTO_TCP, socket.TCP_SYNCNT, 1)
-s.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, 300)
+{ONE_SYN_RETRY}
 try:
     s.connect(("10.200.0.2", 80))
     say(first=0)
@@ -2221,7 +2248,8 @@ except OSError as e:
     say(first=e.errno)
 select.select([], [s], [], 10)
 say(later=s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR))
-"#,
+"#
+        ),
     );
     assert_eq!(actor.read("first"), "115", "EINPROGRESS");
     assert_eq!(
@@ -2231,20 +2259,50 @@ say(later=s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR))
     );
     let pid = actor.pid();
     assert!(actor.wait().success());
-    let v = nw.wait_json("the timed-out connect", |v| {
-        v["kind"] == "connect" && v["pid"] == pid
-    });
+    let v = the_one_connect_event(&mut nw, pid);
     assert_eq!(v["error"], "ETIMEDOUT");
     assert_eq!(v["after_einprogress"], true);
     assert_eq!(v["comm"], "python3", "attributed to the socket's owner");
     assert_eq!(v["addr"]["ip"], "10.200.0.2");
     assert_eq!(v["addr"]["port"], 80);
-    nw.settle(Duration::from_millis(500));
-    let connects = nw
-        .json_seen()
-        .into_iter()
-        .filter(|v| v["kind"] == "connect" && v["pid"] == pid)
-        .count();
-    assert_eq!(connects, 1, "one failure, one event");
+    nw.finish();
+}
+
+/// A blocking connect interrupted by a signal returns (ERESTARTSYS in the kernel,
+/// EINTR to the process) and goes on in the background: not a failure of its own,
+/// and its outcome still reaches netwatch. Python then waits for the outcome with
+/// poll(2) (PEP 475).
+#[test]
+fn an_interrupted_blocking_connect_is_followed_to_its_outcome() {
+    require_root();
+    let ns = syn_blackhole("synintr");
+    let mut nw = Netwatch::start(&["-j"]);
+    let mut actor = Actor::spawn_in(
+        &ns.prefix(),
+        &format!(
+            r#"
+import signal
+alarms = []
+signal.signal(signal.SIGALRM, lambda *a: alarms.append(1))
+s = socket.socket()
+{ONE_SYN_RETRY}
+signal.setitimer(signal.ITIMER_REAL, 0.2)
+try:
+    s.connect(("10.200.0.2", 80))
+    say(connect=0)
+except OSError as e:
+    say(connect=e.errno)
+say(alarms=len(alarms))
+"#
+        ),
+    );
+    assert_eq!(actor.read("connect"), "110", "ETIMEDOUT");
+    assert_eq!(actor.read("alarms"), "1", "the connect was interrupted");
+    let pid = actor.pid();
+    assert!(actor.wait().success());
+    let v = the_one_connect_event(&mut nw, pid);
+    assert_eq!(v["error"], "ETIMEDOUT");
+    assert_eq!(v["comm"], "python3", "attributed to the socket's owner");
+    assert_eq!(v["addr"]["ip"], "10.200.0.2");
     nw.finish();
 }
