@@ -330,8 +330,11 @@ pub struct KernelOffsets {
     pub kernfs_node_id: u32,
     /// `struct socket.type`: read with `socket.sk` in one copy.
     pub socket_type: u32,
+    /// `struct tcp_sock.srtt_us` (from the `struct sock` it opens with): non-zero once
+    /// the connection has had a round-trip sample, so it was established.
+    pub tcp_srtt_us: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 136);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 140);
 
 /// Name of the [`TpLayout`] global in the eBPF object.
 pub const TP_LAYOUT_GLOBAL: &str = "TP_LAYOUT";

@@ -25,6 +25,7 @@ const EINPROGRESS: i64 = 115;
 /// A blocking connect interrupted by a signal, before the kernel turns this into
 /// EINTR or restarts the call (include/linux/errno.h).
 const ERESTARTSYS: i64 = 512;
+const IPPROTO_TCP: u16 = 6;
 const ENETDOWN: i32 = 100;
 const ENETUNREACH: i32 = 101;
 const ETIMEDOUT: i32 = 110;
@@ -81,7 +82,7 @@ fn exit(ret: i64, current: Current) -> Option<()> {
     };
     maps::set_connect_owner(sk, entry, current, connecting);
     let (errno, origin) = match (-ret, pending) {
-        (EINPROGRESS, err) if err != 0 => (err, CONNECT_ERROR_REPORT),
+        (EINPROGRESS | EINTR | ERESTARTSYS, err) if err != 0 => (err, CONNECT_ERROR_REPORT),
         // Not failures: in progress, or interrupted.
         (EINPROGRESS | EALREADY | EAGAIN | EINTR | ERESTARTSYS, _) => return None,
         (0, _) if CONFIG.load().verbose == 0 => return None,
@@ -126,6 +127,16 @@ fn try_inet_sk_error_report(ctx: &RawTracePointContext) -> Option<()> {
         err,
         ECONNREFUSED | ETIMEDOUT | EHOSTUNREACH | ENETUNREACH | EHOSTDOWN | ENETDOWN
     ) {
+        return None;
+    }
+    // TCP only: no other inet protocol's connect is left in progress.
+    if kernel::read::<u16>(sk, k.sk_protocol())? != IPPROTO_TCP {
+        return None;
+    }
+    // A connection that was established (it has had a round-trip sample) fails on
+    // its own, later: the process learns it from its next call on the socket, which
+    // the socket I/O source reports. Only a SYN is answered with a refusal.
+    if err != ECONNREFUSED && kernel::read::<u32>(sk, k.tcp_srtt_us()).is_some_and(|v| v != 0) {
         return None;
     }
     let Some(entry) = maps::sock_entry(sk) else {

@@ -78,6 +78,7 @@ offset_fields!(
     cgroup_kn,
     kernfs_node_id,
     socket_type,
+    tcp_srtt_us,
 );
 
 /// Read a `T` at `base + off` in kernel memory.

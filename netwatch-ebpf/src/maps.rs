@@ -82,6 +82,7 @@ pub static KERNEL_OFFSETS: Global<KernelOffsets> = Global::new(KernelOffsets {
     cgroup_kn: 0,
     kernfs_node_id: 0,
     socket_type: 0,
+    tcp_srtt_us: 0,
 });
 
 /// Always empty: the target of a tail call that never runs (see

@@ -217,6 +217,7 @@ impl KernelBtf {
             cgroup_kn: self.offset("cgroup", "kn")?,
             kernfs_node_id: self.offset("kernfs_node", "id")?,
             socket_type: self.offset("socket", "type")?,
+            tcp_srtt_us: self.offset("tcp_sock", "srtt_us")?,
         })
     }
 }

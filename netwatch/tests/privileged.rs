@@ -2268,6 +2268,91 @@ say(later=s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR))
     nw.finish();
 }
 
+/// A connection that was established and then times out (its peer vanished) fails on
+/// its own, not as a connect: the non-blocking connect that opened it returned
+/// EINPROGRESS, and the error report on the socket must not be taken for its outcome.
+/// The process learns ETIMEDOUT from its next receive, which is reported as such.
+#[test]
+fn an_established_connection_that_times_out_is_not_a_connect_failure() {
+    require_root();
+    let client_ns = Netns::new("estc");
+    let server_ns = Netns::new("ests");
+    client_ns.ip(&[
+        "link",
+        "add",
+        "nwb0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "nwb1",
+        "netns",
+        &server_ns.name,
+    ]);
+    client_ns.ip(&["addr", "add", "10.201.0.1/24", "dev", "nwb0"]);
+    client_ns.ip(&["link", "set", "nwb0", "up"]);
+    server_ns.ip(&["addr", "add", "10.201.0.2/24", "dev", "nwb1"]);
+    server_ns.ip(&["link", "set", "nwb1", "up"]);
+    let mut server = Actor::spawn_in(
+        &server_ns.prefix(),
+        r#"
+srv = socket.socket(); srv.bind(("10.201.0.2", 80)); srv.listen(1)
+say(listening=1)
+c, _ = srv.accept()
+say(accepted=1)
+go()
+"#,
+    );
+    assert_eq!(server.read("listening"), "1");
+    let mut nw = Netwatch::start(&["-j"]);
+    let mut client = Actor::spawn_in(
+        &client_ns.prefix(),
+        r#"
+import select
+s = socket.socket(); s.setblocking(False)
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, 300)
+try:
+    s.connect(("10.201.0.2", 80))
+    say(first=0)
+except OSError as e:
+    say(first=e.errno)
+select.select([], [s], [], 5)
+say(connected=s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR))
+go()
+s.send(b"x")
+select.select([s], [], [], 10)
+try:
+    s.recv(1)
+    say(recv=0)
+except OSError as e:
+    say(recv=e.errno)
+"#,
+    );
+    assert_eq!(client.read("first"), "115", "EINPROGRESS");
+    assert_eq!(client.read("connected"), "0");
+    assert_eq!(server.read("accepted"), "1");
+    // The server's end goes away: nothing answers the client's data any more.
+    server_ns.ip(&["addr", "del", "10.201.0.2/24", "dev", "nwb1"]);
+    client.go();
+    assert_eq!(client.read("recv"), "110", "ETIMEDOUT");
+    let pid = client.pid();
+    assert!(client.wait().success());
+    server.go();
+    assert!(server.wait().success());
+    let v = nw.wait_json("the receive that timed out", |v| {
+        v["kind"] == "recv" && v["pid"] == pid
+    });
+    assert_eq!(v["error"], "ETIMEDOUT");
+    nw.settle(Duration::from_millis(500));
+    let connects: Vec<Value> = nw
+        .json_seen()
+        .into_iter()
+        .filter(|v| v["kind"] == "connect" && v["pid"] == pid)
+        .collect();
+    assert!(connects.is_empty(), "the connect succeeded: {connects:?}");
+    nw.finish();
+}
+
 /// A blocking connect interrupted by a signal returns (ERESTARTSYS in the kernel,
 /// EINTR to the process) and goes on in the background: not a failure of its own,
 /// and its outcome still reaches netwatch. Python then waits for the outcome with
@@ -2302,6 +2387,7 @@ say(alarms=len(alarms))
     assert!(actor.wait().success());
     let v = the_one_connect_event(&mut nw, pid);
     assert_eq!(v["error"], "ETIMEDOUT");
+    assert_eq!(v["after_einprogress"], true, "reported on the socket");
     assert_eq!(v["comm"], "python3", "attributed to the socket's owner");
     assert_eq!(v["addr"]["ip"], "10.200.0.2");
     nw.finish();
