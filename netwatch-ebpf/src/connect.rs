@@ -57,7 +57,10 @@ fn exit(ret: i64, current: Current) -> Option<()> {
     };
     // Addresses and ports only: a unix-domain connect failing with ENOENT is a
     // name-service lookup (nscd, systemd userdb) on every host, not a network error.
+    // Only a connection-oriented inet socket (or vsock, whose entry is never used)
+    // returns EINPROGRESS, the result of every non-blocking connect: no read then.
     let family = match what {
+        Fd::Socket(_) if -ret == EINPROGRESS => AF_INET,
         Fd::Socket(s) => kernel::family(s.sk),
         _ => sockaddr::user_family(args.arg(1), args.arg(2)),
     };
