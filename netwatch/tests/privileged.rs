@@ -2212,17 +2212,21 @@ s.setsockopt(socket.IPPROTO_TCP, socket.TCP_SYNCNT, 1)
 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, 300)
 "#;
 
-/// The connect events of `pid`, once `nw` has settled: there must be one.
+/// The connect events of `pid` seen so far, after letting `nw` settle.
+fn connect_events(nw: &mut Netwatch, pid: u32) -> Vec<Value> {
+    nw.settle(Duration::from_millis(500));
+    nw.json_seen()
+        .into_iter()
+        .filter(|v| v["kind"] == "connect" && v["pid"] == pid)
+        .collect()
+}
+
+/// The connect event of `pid`: there must be exactly one.
 fn the_one_connect_event(nw: &mut Netwatch, pid: u32) -> Value {
     let v = nw.wait_json("the timed-out connect", |v| {
         v["kind"] == "connect" && v["pid"] == pid
     });
-    nw.settle(Duration::from_millis(500));
-    let connects: Vec<Value> = nw
-        .json_seen()
-        .into_iter()
-        .filter(|v| v["kind"] == "connect" && v["pid"] == pid)
-        .collect();
+    let connects = connect_events(nw, pid);
     assert_eq!(connects.len(), 1, "one failure, one event: {connects:?}");
     v
 }
@@ -2343,12 +2347,7 @@ except OSError as e:
         v["kind"] == "recv" && v["pid"] == pid
     });
     assert_eq!(v["error"], "ETIMEDOUT");
-    nw.settle(Duration::from_millis(500));
-    let connects: Vec<Value> = nw
-        .json_seen()
-        .into_iter()
-        .filter(|v| v["kind"] == "connect" && v["pid"] == pid)
-        .collect();
+    let connects = connect_events(&mut nw, pid);
     assert!(connects.is_empty(), "the connect succeeded: {connects:?}");
     nw.finish();
 }
