@@ -44,7 +44,9 @@ Runs as root. Installs nginx, wrk, bpftrace, strace (and bpftool) with apt-get w
 missing, builds netwatch (cargo xtask build), then measures:
   1. workload overhead: nginx (sendfile, one worker) + wrk, keep-alive and
      Connection: close; runs alternate untraced / netwatch / bpftrace-equivalent /
-     strace; each traced run's requests/s is divided by the untraced runs around it
+     strace; each traced run's requests/s is divided by the untraced runs around it;
+     one more netwatch run per variant with kernel.bpf_stats_enabled=1 gives each
+     program's runs and ns per request
   2. event capacity: failing bind/connect/write/read storms, untraced vs netwatch -j
   3. start-up (exec to `netwatch: ready`) and detach (SIGINT to exit)
   4. footprint (VmHWM, CPU%) and per-program ns/event (kernel.bpf_stats_enabled)
@@ -254,7 +256,7 @@ pub fn main(root: &Path, args: &[String]) -> Result<ExitCode> {
             quiet_wait,
         };
         fs::create_dir_all(&cfg.dir)?;
-        out.workload = run_workload(&cfg)?;
+        (out.workload, out.workload_costs) = run_workload(&cfg)?;
     }
     if opts.capacity || opts.startup {
         let cfg = capacity::Config {
@@ -306,6 +308,7 @@ fn num_cpus() -> usize {
 #[derive(Default)]
 struct Results {
     workload: Vec<Run>,
+    workload_costs: Vec<workload::ProgramCost>,
     capacity: Vec<StormRun>,
     startup: Vec<capacity::StartStop>,
 }
@@ -314,7 +317,7 @@ struct Results {
 // The three phases
 // ---------------------------------------------------------------------------------
 
-fn run_workload(cfg: &workload::Config) -> Result<Vec<Run>> {
+fn run_workload(cfg: &workload::Config) -> Result<(Vec<Run>, Vec<workload::ProgramCost>)> {
     let nginx = Nginx::start(&cfg.dir, cfg.worker_cpu)?;
     println!(
         "bench: nginx on 127.0.0.1:{} (worker pid {}, CPUs {})",
@@ -323,6 +326,7 @@ fn run_workload(cfg: &workload::Config) -> Result<Vec<Run>> {
         procs::cpus_allowed(nginx.worker)
     );
     let mut runs = Vec::new();
+    let mut costs = Vec::new();
     for variant in Variant::ALL {
         // Warm-up, not counted.
         workload::run_wrk(cfg, nginx.port, variant, Duration::from_secs(2))?;
@@ -366,9 +370,18 @@ fn run_workload(cfg: &workload::Config) -> Result<Vec<Run>> {
             }
             runs.push(r);
         }
+        let c = workload::program_cost(cfg, &nginx, variant)?;
+        println!(
+            "bench: {} program cost     netwatch, kernel.bpf_stats_enabled=1: {} requests, {} ns of BPF per request",
+            variant.name(),
+            c.requests,
+            c.ns_per_request()
+                .map_or("?".to_owned(), |ns| format!("{ns:.0}"))
+        );
+        costs.push(c);
     }
     nginx.stop()?;
-    Ok(runs)
+    Ok((runs, costs))
 }
 
 fn run_capacity(cfg: &capacity::Config, opts: &Options) -> Result<Vec<StormRun>> {
@@ -903,6 +916,43 @@ fn markdown(
             "netwatch's VmHWM in the workload runs: {} at most.\n",
             kib_mib(hwm)
         );
+        if !out.workload_costs.is_empty() {
+            let _ = writeln!(s, "### netwatch's programs per request\n");
+            let _ = writeln!(
+                s,
+                "One more netwatch run of each variant ({} s) with kernel.bpf_stats_enabled=1, not counted in the ratios: run_time_ns / run_cnt of each program that ran, and its runs and BPF time per request. The statistics add a little to each run; the tracepoints' own machinery and the slow path of every syscall are not in these figures.\n",
+                opts.duration.min(Duration::from_secs(5)).as_secs()
+            );
+            let _ = writeln!(
+                s,
+                "| variant | program | type | runs per request | ns/run | ns per request |"
+            );
+            let _ = writeln!(s, "|---|---|---|---|---|---|");
+            for c in &out.workload_costs {
+                let per_request = |n: u64| n as f64 / c.requests.max(1) as f64;
+                for p in c.progs.iter().filter(|p| p.run_cnt > 0) {
+                    let _ = writeln!(
+                        s,
+                        "| {} | {} | {} | {:.3} | {:.0} | {:.0} |",
+                        c.variant.name(),
+                        p.name,
+                        p.prog_type,
+                        per_request(p.run_cnt),
+                        p.run_time_ns as f64 / p.run_cnt as f64,
+                        per_request(p.run_time_ns)
+                    );
+                }
+                let _ = writeln!(
+                    s,
+                    "| {} | all programs ({} requests) | | | | {} |",
+                    c.variant.name(),
+                    grouped(c.requests),
+                    c.ns_per_request()
+                        .map_or("?".to_owned(), |ns| format!("{ns:.0}"))
+                );
+            }
+            let _ = writeln!(s);
+        }
     }
 
     if !out.capacity.is_empty() {
@@ -1101,6 +1151,32 @@ fn dur_json(d: Option<Duration>) -> J {
     J::opt_num(d.map(ms))
 }
 
+/// netwatch's programs and their run statistics.
+fn programs_json(progs: &[procs::ProgStat]) -> J {
+    J::Arr(
+        progs
+            .iter()
+            .map(|p| {
+                J::obj([
+                    ("id", J::u(p.id)),
+                    ("name", J::str(p.name.clone())),
+                    ("type", J::str(p.prog_type.clone())),
+                    ("run_cnt", J::u(p.run_cnt)),
+                    ("run_time_ns", J::u(p.run_time_ns)),
+                    (
+                        "ns_per_run",
+                        if p.run_cnt > 0 {
+                            J::Num(p.run_time_ns as f64 / p.run_cnt as f64)
+                        } else {
+                            J::Null
+                        },
+                    ),
+                ])
+            })
+            .collect(),
+    )
+}
+
 fn to_json(
     out: &Results,
     targets: &[Target],
@@ -1217,31 +1293,7 @@ fn to_json(
                     ("drain_ms", J::Num(ms(t.drain))),
                     ("vm_hwm_kib", J::opt_u(t.vm_hwm_kib)),
                     ("bpf_ns_per_failure", J::opt_num(bpf_ns_per_failure(r))),
-                    (
-                        "programs",
-                        J::Arr(
-                            t.progs
-                                .iter()
-                                .map(|p| {
-                                    J::obj([
-                                        ("id", J::u(p.id)),
-                                        ("name", J::str(p.name.clone())),
-                                        ("type", J::str(p.prog_type.clone())),
-                                        ("run_cnt", J::u(p.run_cnt)),
-                                        ("run_time_ns", J::u(p.run_time_ns)),
-                                        (
-                                            "ns_per_run",
-                                            if p.run_cnt > 0 {
-                                                J::Num(p.run_time_ns as f64 / p.run_cnt as f64)
-                                            } else {
-                                                J::Null
-                                            },
-                                        ),
-                                    ])
-                                })
-                                .collect(),
-                        ),
-                    ),
+                    ("programs", programs_json(&t.progs)),
                 ])
             });
             J::obj([
@@ -1381,6 +1433,22 @@ fn to_json(
             J::obj([
                 ("summary", J::Arr(workload_summary)),
                 ("runs", J::Arr(workload_runs)),
+                (
+                    "program_cost",
+                    J::Arr(
+                        out.workload_costs
+                            .iter()
+                            .map(|c| {
+                                J::obj([
+                                    ("variant", J::str(c.variant.name())),
+                                    ("requests", J::u(c.requests)),
+                                    ("bpf_ns_per_request", J::opt_num(c.ns_per_request())),
+                                    ("programs", programs_json(&c.progs)),
+                                ])
+                            })
+                            .collect(),
+                    ),
+                ),
             ]),
         ),
         (

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 
 use super::procs::{
-    self, Lines, OtherLoad, Proc, children, count_anon_fds, cpus_allowed, kill_if_named,
+    self, Lines, OtherLoad, Proc, ProgStat, children, count_anon_fds, cpus_allowed, kill_if_named,
     pin_command,
 };
 
@@ -468,6 +468,48 @@ pub struct Run {
     pub other_cpu_pct: f64,
     pub tracer_hwm_kib: Option<u64>,
 }
+
+/// What netwatch's programs cost per request in one variant: one more netwatch run,
+/// with kernel.bpf_stats_enabled=1, which is not counted in the ratios (the statistics
+/// themselves cost each program run a little).
+pub struct ProgramCost {
+    pub variant: Variant,
+    pub requests: u64,
+    pub progs: Vec<ProgStat>,
+}
+
+impl ProgramCost {
+    /// BPF time of all netwatch's programs per request.
+    pub fn ns_per_request(&self) -> Option<f64> {
+        (self.requests > 0).then(|| {
+            self.progs.iter().map(|p| p.run_time_ns).sum::<u64>() as f64 / self.requests as f64
+        })
+    }
+}
+
+pub fn program_cost(cfg: &Config, nginx: &Nginx, variant: Variant) -> Result<ProgramCost> {
+    procs::wait_for_quiet(cfg.quiet_wait)?;
+    let _stats = procs::BpfStatsEnabled::new()?;
+    let tag = format!("{}-stats", variant.name());
+    let attached = start_tracer(Tracer::Netwatch, cfg, nginx.worker, &tag)?
+        .context("netwatch did not start")?;
+    procs::sleep(Duration::from_millis(300))?;
+    let wrk = run_wrk(cfg, nginx.port, variant, cfg.duration.min(STATS_RUN));
+    let progs = procs::prog_stats(attached.proc.pid);
+    let out = attached.out.clone();
+    stop_tracer(attached)?;
+    if let Some(p) = out {
+        let _ = fs::remove_file(p);
+    }
+    Ok(ProgramCost {
+        variant,
+        requests: wrk?.requests,
+        progs,
+    })
+}
+
+/// Length of the program-cost run.
+const STATS_RUN: Duration = Duration::from_secs(5);
 
 pub fn one_run(
     cfg: &Config,
