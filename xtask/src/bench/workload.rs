@@ -629,6 +629,25 @@ mod tests {
     }
 
     #[test]
+    fn program_cost_is_all_programs_over_the_requests() {
+        let prog = |run_time_ns| ProgStat {
+            id: 1,
+            prog_type: "tracepoint".to_owned(),
+            name: "p".to_owned(),
+            run_time_ns,
+            run_cnt: 10,
+        };
+        let mut c = ProgramCost {
+            variant: Variant::Close,
+            requests: 4,
+            progs: vec![prog(1000), prog(600)],
+        };
+        assert_eq!(c.ns_per_request(), Some(400.0));
+        c.requests = 0;
+        assert_eq!(c.ns_per_request(), None, "wrk made no request");
+    }
+
+    #[test]
     fn ratio_uses_the_untraced_runs_on_either_side() {
         let run = |tracer, round, rps| Run {
             variant: Variant::KeepAlive,
