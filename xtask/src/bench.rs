@@ -930,15 +930,15 @@ fn markdown(
             let _ = writeln!(s, "|---|---|---|---|---|---|");
             for c in &out.workload_costs {
                 let per_request = |n: u64| n as f64 / c.requests.max(1) as f64;
-                for p in c.progs.iter().filter(|p| p.run_cnt > 0) {
+                for p in &c.progs {
+                    let Some(ns) = p.ns_per_run() else { continue };
                     let _ = writeln!(
                         s,
-                        "| {} | {} | {} | {:.3} | {:.0} | {:.0} |",
+                        "| {} | {} | {} | {:.3} | {ns:.0} | {:.0} |",
                         c.variant.name(),
                         p.name,
                         p.prog_type,
                         per_request(p.run_cnt),
-                        p.run_time_ns as f64 / p.run_cnt as f64,
                         per_request(p.run_time_ns)
                     );
                 }
@@ -1067,15 +1067,15 @@ fn markdown(
         let _ = writeln!(s, "|---|---|---|---|---|");
         for r in out.capacity.iter().filter(|r| r.stats) {
             let Some(t) = &r.traced else { continue };
-            for p in t.progs.iter().filter(|p| p.run_cnt > 0) {
+            for p in &t.progs {
+                let Some(ns) = p.ns_per_run() else { continue };
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {} | {} | {:.0} |",
+                    "| {} | {} | {} | {} | {ns:.0} |",
                     r.kind.name(),
                     p.name,
                     p.prog_type,
-                    grouped(p.run_cnt),
-                    p.run_time_ns as f64 / p.run_cnt as f64
+                    grouped(p.run_cnt)
                 );
             }
             if let Some(ns) = bpf_ns_per_failure(r) {
@@ -1163,14 +1163,7 @@ fn programs_json(progs: &[procs::ProgStat]) -> J {
                     ("type", J::str(p.prog_type.clone())),
                     ("run_cnt", J::u(p.run_cnt)),
                     ("run_time_ns", J::u(p.run_time_ns)),
-                    (
-                        "ns_per_run",
-                        if p.run_cnt > 0 {
-                            J::Num(p.run_time_ns as f64 / p.run_cnt as f64)
-                        } else {
-                            J::Null
-                        },
-                    ),
+                    ("ns_per_run", J::opt_num(p.ns_per_run())),
                 ])
             })
             .collect(),

@@ -530,6 +530,13 @@ pub struct ProgStat {
     pub run_cnt: u64,
 }
 
+impl ProgStat {
+    /// Mean run time, when the program ran.
+    pub fn ns_per_run(&self) -> Option<f64> {
+        (self.run_cnt > 0).then(|| self.run_time_ns as f64 / self.run_cnt as f64)
+    }
+}
+
 /// The BPF programs `pid` holds, from /proc/PID/fdinfo; names from bpftool when it is
 /// installed.
 pub fn prog_stats(pid: i32) -> Vec<ProgStat> {
