@@ -136,10 +136,11 @@ fn try_inet_sk_error_report(ctx: &RawTracePointContext) -> Option<()> {
     if kernel::read::<u16>(sk, k.sk_protocol())? != IPPROTO_TCP {
         return None;
     }
-    // A connection that was established (it has had a round-trip sample) fails on
-    // its own, later: the process learns it from its next call on the socket, which
-    // the socket I/O source reports. Only a SYN is answered with a refusal.
-    if err != ECONNREFUSED && kernel::read::<u32>(sk, k.tcp_srtt_us()).is_some_and(|v| v != 0) {
+    // A connection that was established fails on its own, later (a timeout, or an
+    // ICMP error with IP_RECVERR): the process learns it from its next call on the
+    // socket, which the socket I/O source reports. An established connection has had
+    // a round-trip sample; a SYN has not (tcp_disconnect clears it for a reconnect).
+    if kernel::read::<u32>(sk, k.tcp_srtt_us()).is_some_and(|v| v != 0) {
         return None;
     }
     let Some(entry) = maps::sock_entry(sk) else {
