@@ -201,10 +201,7 @@ pub fn count_lost(kind: EventKind) {
 /// Remember that the current process uses socket `sk`; its connect state is kept.
 #[inline(always)]
 pub fn set_owner(sk: u64, current: Current) {
-    if sk == 0 {
-        return;
-    }
-    let entry = SOCK_OWNER.get_ptr_mut(&sk);
+    let entry = sock_entry(sk);
     // SAFETY: the entry's fields are copied out at once.
     let (connecting, pending_err) =
         entry.map_or((0, 0), |e| unsafe { ((*e).connecting, (*e).pending_err) });
@@ -215,9 +212,7 @@ pub fn set_owner(sk: u64, current: Current) {
 /// pending error; `entry` is `sk`'s entry as `sock_entry` found it.
 #[inline(always)]
 pub fn set_connect_owner(sk: u64, entry: Option<*mut Owner>, current: Current, connecting: u32) {
-    if sk != 0 {
-        put_owner(sk, entry, owner_of(current, connecting, 0));
-    }
+    put_owner(sk, entry, owner_of(current, connecting, 0));
 }
 
 /// `sk`'s entry in SOCK_OWNER, to read and update in place.
@@ -243,6 +238,9 @@ fn owner_of(current: Current, connecting: u32, pending_err: i32) -> Owner {
 
 #[inline(always)]
 fn put_owner(sk: u64, entry: Option<*mut Owner>, owner: Owner) {
+    if sk == 0 {
+        return;
+    }
     // Most calls find the entry as it should be (every failing send on a connection,
     // and a new socket at the address of a closed one of the same process): the
     // lookup, which also marks the entry recently used, is several times cheaper than

@@ -921,7 +921,7 @@ fn markdown(
             let _ = writeln!(
                 s,
                 "One more netwatch run of each variant ({} s) with kernel.bpf_stats_enabled=1, not counted in the ratios: run_time_ns / run_cnt of each program that ran, and its runs and BPF time per request. The statistics add a little to each run; the tracepoints' own machinery and the slow path of every syscall are not in these figures.\n",
-                opts.duration.min(Duration::from_secs(5)).as_secs()
+                opts.duration.min(workload::STATS_RUN).as_secs()
             );
             let _ = writeln!(
                 s,

@@ -508,8 +508,8 @@ pub fn program_cost(cfg: &Config, nginx: &Nginx, variant: Variant) -> Result<Pro
     })
 }
 
-/// Length of the program-cost run.
-const STATS_RUN: Duration = Duration::from_secs(5);
+/// The longest program-cost run.
+pub const STATS_RUN: Duration = Duration::from_secs(5);
 
 pub fn one_run(
     cfg: &Config,
