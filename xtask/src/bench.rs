@@ -44,7 +44,9 @@ Runs as root. Installs nginx, wrk, bpftrace, strace (and bpftool) with apt-get w
 missing, builds netwatch (cargo xtask build), then measures:
   1. workload overhead: nginx (sendfile, one worker) + wrk, keep-alive and
      Connection: close; runs alternate untraced / netwatch / bpftrace-equivalent /
-     strace; each traced run's requests/s is divided by the untraced runs around it;
+     floor (bpftrace on one syscall tracepoint: the slow path every syscall tracer
+     puts the host on) / strace; each traced run's requests/s is divided by the
+     untraced runs around it;
      one more netwatch run per variant with kernel.bpf_stats_enabled=1 gives each
      program's runs and ns per request
   2. event capacity: failing bind/connect/write/read storms, untraced vs netwatch -j
@@ -572,11 +574,13 @@ fn check_targets(out: &Results) -> Vec<Target> {
         for v in Variant::ALL {
             let nw = workload_ratio(&out.workload, v, Tracer::Netwatch);
             let bt = workload_ratio(&out.workload, v, Tracer::Bpftrace);
+            let floor = workload_ratio(&out.workload, v, Tracer::Floor)
+                .map_or_else(|| "-".to_owned(), |f| format!("{:.3}", f.median));
             let (pass, detail) = match (nw, bt) {
                 (Some(nw), Some(bt)) => (
                     nw.median >= 0.98 && nw.median >= bt.median,
                     format!(
-                        "netwatch median ratio {:.3} (target >= 0.98), bpftrace-equivalent {:.3} (netwatch must not be below)",
+                        "netwatch median ratio {:.3} (target >= 0.98), bpftrace-equivalent {:.3} (netwatch must not be below); floor {floor}",
                         nw.median, bt.median
                     ),
                 ),
@@ -1419,6 +1423,7 @@ fn to_json(
                     )),
                 ),
                 ("bpftrace_script", J::str(workload::bpftrace_script())),
+                ("floor_script", J::str(workload::floor_script())),
             ]),
         ),
         (

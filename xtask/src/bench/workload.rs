@@ -65,6 +65,16 @@ pub fn bpftrace_script() -> String {
     )
 }
 
+/// The floor: one syscall tracepoint that neither workload's calls reach
+/// (`sys_exit_bind`). Any syscall tracepoint puts every syscall of the host on the
+/// slow path of syscall exit (`syscall_exit_work`); this measures that alone, which
+/// every tracer of syscalls pays, netwatch and the bpftrace-equivalent included.
+pub fn floor_script() -> String {
+    "BEGIN { printf(\"bench: ready\\n\"); }\n\
+     tracepoint:syscalls:sys_exit_bind /args->ret < 0/ { @[pid] = count(); }\n"
+        .to_owned()
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Variant {
     KeepAlive,
@@ -87,15 +97,18 @@ pub enum Tracer {
     Untraced,
     Netwatch,
     Bpftrace,
+    /// [`floor_script`].
+    Floor,
     Strace,
 }
 
 impl Tracer {
-    /// One round: A B C D.
-    pub const ROUND: [Tracer; 4] = [
+    /// One round: A B C D E.
+    pub const ROUND: [Tracer; 5] = [
         Tracer::Untraced,
         Tracer::Netwatch,
         Tracer::Bpftrace,
+        Tracer::Floor,
         Tracer::Strace,
     ];
 
@@ -104,6 +117,7 @@ impl Tracer {
             Tracer::Untraced => "untraced",
             Tracer::Netwatch => "netwatch",
             Tracer::Bpftrace => "bpftrace-equivalent",
+            Tracer::Floor => "floor (one syscall tracepoint)",
             Tracer::Strace => "strace",
         }
     }
@@ -281,9 +295,14 @@ pub fn start_tracer(
             c.stdout(File::create(&out)?).stderr(Stdio::piped());
             (c, Some(out))
         }
-        Tracer::Bpftrace => {
-            let script = cfg.dir.join("equivalent.bt");
-            fs::write(&script, bpftrace_script())?;
+        Tracer::Bpftrace | Tracer::Floor => {
+            let (file, text) = if tracer == Tracer::Bpftrace {
+                ("equivalent.bt", bpftrace_script())
+            } else {
+                ("floor.bt", floor_script())
+            };
+            let script = cfg.dir.join(file);
+            fs::write(&script, text)?;
             let mut c = Command::new("bpftrace");
             c.arg(&script).stdout(Stdio::piped()).stderr(Stdio::piped());
             (c, None)
@@ -308,10 +327,14 @@ pub fn start_tracer(
         Tracer::Netwatch => wait_line(&mut proc, false, timeout, |l| {
             l.starts_with("netwatch: ready")
         })?,
-        Tracer::Bpftrace => {
+        Tracer::Bpftrace | Tracer::Floor => {
             let t = wait_line(&mut proc, true, timeout, |l| l == "bench: ready")?;
             // BEGIN runs once every probe is attached; check the perf events anyway.
-            let want = SYSCALL_EXITS.len() + OTHER_TRACEPOINTS;
+            let want = if tracer == Tracer::Bpftrace {
+                SYSCALL_EXITS.len() + OTHER_TRACEPOINTS
+            } else {
+                1
+            };
             let have = count_anon_fds(proc.pid, "[perf_event]");
             if have < want {
                 bail!("bpftrace said ready with {have} perf events open, expected {want}+");
@@ -617,6 +640,14 @@ mod tests {
             Some("connect 0, read 3, write 0, timeout 0")
         );
         assert!(parse_wrk("nothing").is_err());
+    }
+
+    #[test]
+    fn the_floor_holds_one_syscall_tracepoint_and_says_ready() {
+        let s = floor_script();
+        assert_eq!(s.matches("tracepoint:").count(), 1, "{s}");
+        assert!(s.contains("tracepoint:syscalls:sys_exit_bind "), "{s}");
+        assert!(s.contains(r#"printf("bench: ready\n")"#), "{s}");
     }
 
     #[test]
