@@ -237,8 +237,17 @@ pub fn main(root: &Path, args: &[String]) -> Result<ExitCode> {
             tracer: None,
         }
     };
-    let machine = machine_info(root, &built, ncpu);
+    let mut machine = machine_info(root, &built, ncpu);
     println!("bench: {}", placement.describe());
+    // Off for the whole bench but the runs that read the statistics; put back at the end.
+    let stats_off = procs::BpfStats::disable()?;
+    machine.bpf_stats_before = stats_off.previous().to_owned();
+    if machine.bpf_stats_before != "0" {
+        println!(
+            "bench: kernel.bpf_stats_enabled was {}: 0 for the measured runs, put back at the end",
+            machine.bpf_stats_before
+        );
+    }
 
     // Before each measurement, wait (bounded) for a quiet host: at most this long per
     // run, and at most the budget over the whole bench.
@@ -345,7 +354,7 @@ fn run_workload(cfg: &workload::Config) -> Result<(Vec<Run>, Vec<workload::Progr
                 format!("round {}/{}", round + 1, cfg.rounds)
             };
             println!(
-                "bench: {} {label:<10} {:<20} {:>9.0} req/s, other load {:>4.1} %{}{}{}",
+                "bench: {} {label:<10} {:<30} {:>9.0} req/s, other load {:>4.1} %{}{}{}",
                 variant.name(),
                 tracer.name(),
                 r.rps,
@@ -680,6 +689,8 @@ struct Machine {
     netwatch_binary: String,
     tools: Vec<(String, String)>,
     date_unix: u64,
+    /// kernel.bpf_stats_enabled when the bench started (it runs with 0).
+    bpf_stats_before: String,
 }
 
 fn first_line(mut c: Command) -> String {
@@ -785,6 +796,7 @@ fn machine_info(root: &Path, netwatch: &Path, nproc: usize) -> Machine {
         date_unix: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
+        bpf_stats_before: String::new(),
     }
 }
 
@@ -814,6 +826,11 @@ fn markdown(
     let tools: Vec<String> = m.tools.iter().map(|(n, v)| format!("{n}: `{v}`")).collect();
     let _ = writeln!(s, "Tools: {}.", tools.join("; "));
     let _ = writeln!(s, "Placement: {}.", placement.describe());
+    let _ = writeln!(
+        s,
+        "kernel.bpf_stats_enabled: 0 during the measured runs, 1 during the statistics runs (it was {} before the bench, and is again).",
+        m.bpf_stats_before
+    );
     let _ = writeln!(
         s,
         "Mode: {}; took {:.1} min.\n",
@@ -1399,6 +1416,10 @@ fn to_json(
                     ),
                 ),
                 ("date_unix", J::u(m.date_unix)),
+                (
+                    "bpf_stats_enabled_before",
+                    J::str(m.bpf_stats_before.clone()),
+                ),
             ]),
         ),
         (

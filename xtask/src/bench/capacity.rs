@@ -170,7 +170,7 @@ pub fn run(cfg: &Config, kind: Kind, count: u64, mode: &Mode, round: usize) -> R
         pin_command(&mut cmd, cpu);
     }
     let _stats_guard = if stats {
-        Some(procs::BpfStatsEnabled::new()?)
+        Some(procs::BpfStats::enable()?)
     } else {
         None
     };

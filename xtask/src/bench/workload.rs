@@ -512,7 +512,7 @@ impl ProgramCost {
 
 pub fn program_cost(cfg: &Config, nginx: &Nginx, variant: Variant) -> Result<ProgramCost> {
     procs::wait_for_quiet(cfg.quiet_wait)?;
-    let _stats = procs::BpfStatsEnabled::new()?;
+    let _stats = procs::BpfStats::enable()?;
     let tag = format!("{}-stats", variant.name());
     let attached = start_tracer(Tracer::Netwatch, cfg, nginx.worker, &tag)?
         .context("netwatch did not start")?;
