@@ -57,8 +57,8 @@ bench ran, whatever the PASS/FAIL lines say.
 
 options:
   --quick              a smoke run of about 3 minutes
-  --rounds N           workload rounds (default 5; quick 2)
-  --duration SECS      seconds per wrk run (default 10; quick 3)
+  --rounds N           workload rounds (default 16; quick 2)
+  --duration SECS      seconds per wrk run (default 3)
   --connections N      wrk connections (default 32)
   --capacity-rounds N  traced storms per kind (default 3; quick 1)
   --startup-runs N     start/stop cycles (default 10; quick 3)
@@ -86,8 +86,8 @@ impl Options {
         let quick = args.iter().any(|a| a == "--quick");
         let mut o = Options {
             quick,
-            rounds: if quick { 2 } else { 5 },
-            duration: Duration::from_secs(if quick { 3 } else { 10 }),
+            rounds: if quick { 2 } else { 16 },
+            duration: Duration::from_secs(3),
             connections: 32,
             capacity_rounds: if quick { 1 } else { 3 },
             startup_runs: if quick { 3 } else { 10 },
@@ -1505,7 +1505,7 @@ mod tests {
     #[test]
     fn options() {
         let o = Options::parse(&[]).unwrap().unwrap();
-        assert_eq!((o.rounds, o.duration.as_secs(), o.quick), (5, 10, false));
+        assert_eq!((o.rounds, o.duration.as_secs(), o.quick), (16, 3, false));
         let o = Options::parse(&["--quick".into(), "--rounds".into(), "3".into()])
             .unwrap()
             .unwrap();
