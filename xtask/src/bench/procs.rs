@@ -152,6 +152,15 @@ pub struct Proc {
     pub spawned_at: Instant,
 }
 
+/// How a process asked to stop ended ([`Proc::stop_or_kill`]).
+#[derive(Debug)]
+pub enum Stop {
+    /// It exited after the signal, this long after it.
+    Exited(ExitStatus, Duration),
+    /// It was still running when the time was up, and was killed.
+    Killed(ExitStatus),
+}
+
 impl Proc {
     /// Spawns `cmd` in a process group of its own; piped stdout/stderr are read into
     /// [`Lines`].
@@ -207,19 +216,32 @@ impl Proc {
     /// Sends `sig` and waits up to `timeout`; returns the status and how long the
     /// exit took. Kills it (SIGKILL) and fails if it does not exit in time.
     pub fn stop(&mut self, sig: libc::c_int, timeout: Duration) -> Result<(ExitStatus, Duration)> {
+        match self.stop_or_kill(sig, timeout)? {
+            Stop::Exited(s, took) => Ok((s, took)),
+            Stop::Killed(_) => bail!(
+                "{} (pid {}) did not exit within {timeout:?} of signal {sig}; killed",
+                self.name,
+                self.pid
+            ),
+        }
+    }
+
+    /// Sends `sig` and waits up to `timeout`; a process still running then is killed
+    /// (SIGKILL) and reaped. Fails only when even that does not end it within 5 s.
+    pub fn stop_or_kill(&mut self, sig: libc::c_int, timeout: Duration) -> Result<Stop> {
         let t0 = Instant::now();
         self.signal(sig);
-        match self.wait_timeout(timeout) {
-            Some(s) => Ok((s, t0.elapsed())),
-            None => {
-                self.signal(libc::SIGKILL);
-                self.wait_timeout(Duration::from_secs(5));
-                bail!(
-                    "{} (pid {}) did not exit within {timeout:?} of signal {sig}; killed",
-                    self.name,
-                    self.pid
-                )
-            }
+        if let Some(s) = self.wait_timeout(timeout) {
+            return Ok(Stop::Exited(s, t0.elapsed()));
+        }
+        self.signal(libc::SIGKILL);
+        match self.wait_timeout(Duration::from_secs(5)) {
+            Some(s) => Ok(Stop::Killed(s)),
+            None => bail!(
+                "{} (pid {}) did not exit within {timeout:?} of signal {sig}, nor within 5 s of SIGKILL",
+                self.name,
+                self.pid
+            ),
         }
     }
 
@@ -646,5 +668,60 @@ impl Drop for BpfStats {
                 self.previous
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt as _;
+    use std::process::Stdio;
+
+    use super::*;
+
+    /// `sh -c SCRIPT`, once it has printed `ready` (its set-up done).
+    fn sleeper(script: &str) -> Proc {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", script]).stdout(Stdio::piped());
+        let mut p = Proc::spawn("sleeper", cmd).unwrap();
+        let ready = p.stdout.as_mut().unwrap();
+        let seen = ready.wait_for(|l| l == "ready", Duration::from_secs(10));
+        assert!(seen.unwrap().is_some(), "the script did not start");
+        p
+    }
+
+    #[test]
+    fn a_process_that_exits_on_the_signal_is_not_killed() {
+        let mut p = sleeper("echo ready; exec sleep 30");
+        match p
+            .stop_or_kill(libc::SIGINT, Duration::from_secs(10))
+            .unwrap()
+        {
+            Stop::Exited(s, took) => {
+                assert_eq!(s.signal(), Some(libc::SIGINT));
+                assert!(took < Duration::from_secs(10));
+            }
+            other => panic!("expected an exit on SIGINT, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_process_that_ignores_the_signal_is_killed_and_reaped() {
+        // SIGINT ignored by sh stays ignored across the exec.
+        const IGNORES: &str = "trap '' INT; echo ready; exec sleep 30";
+        let mut p = sleeper(IGNORES);
+        let t0 = Instant::now();
+        match p
+            .stop_or_kill(libc::SIGINT, Duration::from_millis(300))
+            .unwrap()
+        {
+            Stop::Killed(s) => assert_eq!(s.signal(), Some(libc::SIGKILL)),
+            other => panic!("expected a kill, got {other:?}"),
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10));
+        assert!(p.exited().is_some(), "reaped");
+        let err = sleeper(IGNORES)
+            .stop(libc::SIGINT, Duration::from_millis(300))
+            .unwrap_err();
+        assert!(err.to_string().contains("did not exit within"), "{err}");
     }
 }

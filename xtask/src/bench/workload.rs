@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 
 use super::procs::{
-    self, Lines, OtherLoad, Proc, ProgStat, children, count_anon_fds, cpus_allowed, kill_if_named,
-    pin_command,
+    self, Lines, OtherLoad, Proc, ProgStat, Stop, children, count_anon_fds, cpus_allowed,
+    kill_if_named, pin_command,
 };
 
 /// Size of the file nginx serves (with sendfile).
@@ -393,11 +393,23 @@ pub struct Stopped {
 }
 
 pub fn stop_tracer(mut a: Attached) -> Result<Stopped> {
-    let (status, took) = a.proc.stop(libc::SIGINT, Duration::from_secs(60))?;
-    // strace detaches, then kills itself with the SIGINT it got.
-    let status_ok =
-        status.success() || (a.tracer == Tracer::Strace && status.signal() == Some(libc::SIGINT));
-    let mut text = status.to_string();
+    const STOP_TIMEOUT: Duration = Duration::from_secs(60);
+    // A tracer that hangs on its way out is killed and reported; the run it traced
+    // was measured before the signal and stands.
+    let (mut text, status_ok, took) = match a.proc.stop_or_kill(libc::SIGINT, STOP_TIMEOUT)? {
+        // strace detaches, then kills itself with the SIGINT it got.
+        Stop::Exited(status, took) => (
+            status.to_string(),
+            status.success()
+                || (a.tracer == Tracer::Strace && status.signal() == Some(libc::SIGINT)),
+            took,
+        ),
+        Stop::Killed(status) => (
+            format!("no exit within {STOP_TIMEOUT:?} of SIGINT, killed ({status})"),
+            false,
+            STOP_TIMEOUT,
+        ),
+    };
     if !status_ok {
         text.push_str(&a.proc.output_tail());
     }
