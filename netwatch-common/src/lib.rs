@@ -239,8 +239,13 @@ pub struct TpLayout {
     pub sr_skaddr: u32,
     pub sr_state: u32,
     pub sr_reason: u32,
+    /// The RST's addresses as two `sockaddr_in6`-sized buffers (Linux 6.10 and
+    /// later; see [`SR_TUPLE_LEN`] for the older layout).
     pub sr_saddr: u32,
     pub sr_daddr: u32,
+    /// The older layout (before 6.10): `sport`, `dport` (host order), `family`,
+    /// `saddr[4]`, `daddr[4]`, `saddr_v6[16]`, `daddr_v6[16]`, packed from here.
+    pub sr_tuple: u32,
     // signal:signal_generate
     pub sg_sig: u32,
     pub sg_code: u32,
@@ -253,7 +258,10 @@ pub struct TpLayout {
     // sched:sched_process_exec
     pub ex_old_pid: u32,
 }
-const _: () = assert!(core::mem::size_of::<TpLayout>() == 56);
+const _: () = assert!(core::mem::size_of::<TpLayout>() == 60);
+
+/// Length of the block at `TpLayout::sr_tuple`.
+pub const SR_TUPLE_LEN: usize = 46;
 
 /// A field the running kernel's tracepoint record does not have.
 pub const ABSENT: u32 = u32::MAX;
@@ -272,6 +280,7 @@ impl TpLayout {
         sr_reason: ABSENT,
         sr_saddr: ABSENT,
         sr_daddr: ABSENT,
+        sr_tuple: ABSENT,
         sg_sig: ABSENT,
         sg_code: ABSENT,
         sg_comm: ABSENT,
@@ -284,12 +293,17 @@ impl TpLayout {
 }
 
 /// Offsets of kernel struct members, found in the kernel's BTF at start-up (there are
-/// no CO-RE relocations for Rust programs). `valid == 0` means BTF was unavailable:
-/// the programs then skip what needs these (socket endpoints, exit status).
+/// no CO-RE relocations for Rust programs). `valid == 0` means BTF was unavailable, or
+/// lacked a member every BTF feature needs (the task's ids and fd table, a socket's
+/// addresses): the programs then skip all of them. Each member only one feature needs
+/// has a bit in `features` ([`FEATURE_EXIT_CODE`]...): a kernel whose BTF lacks it,
+/// or shapes it differently, loses that feature alone.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct KernelOffsets {
     pub valid: u32,
+    /// `FEATURE_*` bits: the optional members found.
+    pub features: u32,
     pub task_exit_code: u32,
     pub task_files: u32,
     pub task_tgid: u32,
@@ -333,8 +347,28 @@ pub struct KernelOffsets {
     /// `struct tcp_sock.srtt_us` (from the `struct sock` it opens with): non-zero once
     /// the connection has had a round-trip sample, so it was established.
     pub tcp_srtt_us: u32,
+    /// `sock.sk_userlocks` is a 4-bit bitfield before Linux 6.2 or so: the byte at
+    /// `sk_userlocks` shifted right by this many bits and masked with
+    /// `sk_userlocks_mask` (0 and 0xff for a plain `u8`).
+    pub sk_userlocks_shift: u32,
+    pub sk_userlocks_mask: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 140);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 152);
+
+/// `KernelOffsets::features`: `task_struct.exit_code` (exit statuses).
+pub const FEATURE_EXIT_CODE: u32 = 1;
+/// `KernelOffsets::features`: `task_struct.sighand` and `sighand_struct.action` (the
+/// fate of a SIGPIPE: ignored, caught, fatal).
+pub const FEATURE_SIGHAND: u32 = 2;
+/// `KernelOffsets::features`: `sock.sk_userlocks` (whether bind(2) chose the source
+/// port: a 4-tuple collision told from ephemeral port exhaustion).
+pub const FEATURE_USERLOCKS: u32 = 4;
+/// `KernelOffsets::features`: `sock.sk_err` and `tcp_sock.srtt_us` (errors of
+/// non-blocking connects, reported after connect(2) returned).
+pub const FEATURE_SK_ERR: u32 = 8;
+/// `KernelOffsets::features`: `task_struct.cgroups` down to `kernfs_node.id` (the
+/// cgroup id by direct loads; without, `bpf_get_current_cgroup_id`).
+pub const FEATURE_CGROUP_WALK: u32 = 16;
 
 /// Name of the [`TpLayout`] global in the eBPF object.
 pub const TP_LAYOUT_GLOBAL: &str = "TP_LAYOUT";

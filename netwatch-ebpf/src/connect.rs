@@ -6,7 +6,7 @@ use aya_ebpf::{
     programs::{RawTracePointContext, TracePointContext},
 };
 use netwatch_common::{
-    AF_INET, AF_INET6, EventKind, FAMILY_CONNECT, Owner,
+    AF_INET, AF_INET6, EventKind, FAMILY_CONNECT, FEATURE_SK_ERR, Owner,
     connect::{CONNECT_ERROR_REPORT, CONNECT_SYSCALL, ConnectEvent},
 };
 
@@ -121,7 +121,7 @@ pub fn inet_sk_error_report(ctx: RawTracePointContext) -> i32 {
 #[inline(always)]
 fn try_inet_sk_error_report(ctx: &RawTracePointContext) -> Option<()> {
     let sk: u64 = ctx.arg(0);
-    let k = kernel::offsets()?;
+    let k = kernel::offsets().filter(|k| k.has(FEATURE_SK_ERR))?;
     let err: i32 = kernel::read(sk, k.sk_err())?;
     // Errors a connect in progress can end with (net/ipv4/tcp_input.c tcp_reset,
     // tcp_timer.c, tcp_ipv4.c tcp_v4_err). Resets and EPIPE on an established

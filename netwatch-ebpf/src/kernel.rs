@@ -10,7 +10,10 @@ use aya_ebpf::helpers::{
         bpf_get_current_task, bpf_get_current_task_btf,
     },
 };
-use netwatch_common::{AF_INET, AF_INET6, AF_UNIX, SOCK_NOT_A_SOCKET, SOCK_RESOLVED, SockInfo};
+use netwatch_common::{
+    AF_INET, AF_INET6, AF_UNIX, FEATURE_CGROUP_WALK, FEATURE_EXIT_CODE, FEATURE_SIGHAND,
+    FEATURE_USERLOCKS, SOCK_NOT_A_SOCKET, SOCK_RESOLVED, SockInfo,
+};
 
 use crate::maps::{KERNEL_OFFSETS, global_field};
 
@@ -79,7 +82,17 @@ offset_fields!(
     kernfs_node_id,
     socket_type,
     tcp_srtt_us,
+    sk_userlocks_shift,
+    sk_userlocks_mask,
 );
+
+impl Offsets {
+    /// Whether the optional members of `feature` (`FEATURE_*`) were found.
+    #[inline(always)]
+    pub fn has(self, feature: u32) -> bool {
+        global_field!(KERNEL_OFFSETS, features) & feature != 0
+    }
+}
 
 /// Read a `T` at `base + off` in kernel memory.
 #[inline(always)]
@@ -173,7 +186,7 @@ impl Current {
     /// (task->cgroups->dfl_cgrp->kn->id), by four direct loads.
     #[inline(always)]
     pub fn cgroup_id(self) -> u64 {
-        let Some(k) = offsets() else {
+        let Some(k) = offsets().filter(|k| k.has(FEATURE_CGROUP_WALK)) else {
             // SAFETY: helper without preconditions.
             return unsafe { bpf_get_current_cgroup_id() };
         };
@@ -190,7 +203,7 @@ impl Current {
     /// The task's `exit_code` (the wait status once it is exiting).
     #[inline(always)]
     pub fn exit_code(self) -> Option<i32> {
-        let k = offsets()?;
+        let k = offsets().filter(|k| k.has(FEATURE_EXIT_CODE))?;
         // SAFETY: `exit_code` is an int field of task_struct at this offset.
         Some(unsafe { btf_load(self.task, k.task_exit_code()) })
     }
@@ -383,7 +396,10 @@ pub fn fill_sock(sk: u64, info: &mut SockInfo) {
         info.sock_type = read(sk, k.sk_type()).unwrap_or(0);
         info.protocol = read(sk, k.sk_protocol()).unwrap_or(0);
     }
-    info.userlocks = read(sk, k.sk_userlocks()).unwrap_or(0);
+    if k.has(FEATURE_USERLOCKS) {
+        let byte: u8 = read(sk, k.sk_userlocks()).unwrap_or(0);
+        info.userlocks = (byte >> k.sk_userlocks_shift()) & k.sk_userlocks_mask() as u8;
+    }
     info.flags = SOCK_RESOLVED;
     if family == AF_UNIX {
         info.local.family = AF_UNIX;
@@ -429,7 +445,7 @@ pub fn family(sk: u64) -> u16 {
 /// The current task's handler for signal `sig` (0 = SIG_DFL, 1 = SIG_IGN).
 #[inline(always)]
 pub fn current_sig_handler(sig: i32) -> Option<u64> {
-    let k = offsets()?;
+    let k = offsets().filter(|k| k.has(FEATURE_SIGHAND))?;
     if !(1..=64).contains(&sig) {
         return None;
     }

@@ -49,6 +49,7 @@ pub static TP_LAYOUT: Global<TpLayout> = Global::new(TpLayout::UNKNOWN);
 #[unsafe(no_mangle)]
 pub static KERNEL_OFFSETS: Global<KernelOffsets> = Global::new(KernelOffsets {
     valid: 0,
+    features: 0,
     task_exit_code: 0,
     task_files: 0,
     task_tgid: 0,
@@ -83,6 +84,8 @@ pub static KERNEL_OFFSETS: Global<KernelOffsets> = Global::new(KernelOffsets {
     kernfs_node_id: 0,
     socket_type: 0,
     tcp_srtt_us: 0,
+    sk_userlocks_shift: 0,
+    sk_userlocks_mask: 0,
 });
 
 /// Always empty: the target of a tail call that never runs (see

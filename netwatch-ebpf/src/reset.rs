@@ -6,7 +6,7 @@
 
 use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
 use netwatch_common::{
-    ABSENT, AF_INET, AF_INET6, EventKind, SockAddr, SockInfo,
+    ABSENT, AF_INET, AF_INET6, EventKind, SR_TUPLE_LEN, SockAddr, SockInfo,
     reset::{RESET_RECEIVED, RESET_SENT, ResetEvent},
 };
 
@@ -41,6 +41,27 @@ fn sockaddr(raw: &[u8; 28], out: &mut SockAddr) {
     }
 }
 
+/// The older `tcp_send_reset` record's `sport, dport, family, saddr[4], daddr[4],
+/// saddr_v6[16], daddr_v6[16]` (ports in host order), as local and remote ends.
+#[inline(always)]
+fn tuple(raw: &[u8; SR_TUPLE_LEN], local: &mut SockAddr, remote: &mut SockAddr) {
+    let family = u16::from_ne_bytes([raw[4], raw[5]]);
+    if family != AF_INET && family != AF_INET6 {
+        return;
+    }
+    local.family = family;
+    remote.family = family;
+    local.port = u16::from_ne_bytes([raw[0], raw[1]]);
+    remote.port = u16::from_ne_bytes([raw[2], raw[3]]);
+    if family == AF_INET {
+        local.addr[..4].copy_from_slice(&raw[6..10]);
+        remote.addr[..4].copy_from_slice(&raw[10..14]);
+    } else {
+        local.addr.copy_from_slice(&raw[14..30]);
+        remote.addr.copy_from_slice(&raw[30..46]);
+    }
+}
+
 #[inline(always)]
 fn try_reset(ctx: &TracePointContext, direction: u32) -> Option<()> {
     let l = TP_LAYOUT.load();
@@ -71,11 +92,16 @@ fn try_reset(ctx: &TracePointContext, direction: u32) -> Option<()> {
         ev.reason = ABSENT;
     } else {
         // The record holds the RST's own addresses: saddr is this host's end.
-        let raw: [u8; 28] = field(ctx, l.sr_saddr).unwrap_or([0; 28]);
-        sockaddr(&raw, &mut ev.local);
-        let raw: [u8; 28] = field(ctx, l.sr_daddr).unwrap_or([0; 28]);
-        sockaddr(&raw, &mut ev.remote);
+        if l.sr_saddr != ABSENT {
+            let raw: [u8; 28] = field(ctx, l.sr_saddr).unwrap_or([0; 28]);
+            sockaddr(&raw, &mut ev.local);
+            let raw: [u8; 28] = field(ctx, l.sr_daddr).unwrap_or([0; 28]);
+            sockaddr(&raw, &mut ev.remote);
+        } else if let Some(raw) = field::<[u8; SR_TUPLE_LEN]>(ctx, l.sr_tuple) {
+            tuple(&raw, &mut ev.local, &mut ev.remote);
+        }
         ev.state = field(ctx, l.sr_state).unwrap_or(-1);
+        // Kernels before 6.10 give no reason.
         ev.reason = field(ctx, l.sr_reason).unwrap_or(ABSENT);
     }
     slot.submit();

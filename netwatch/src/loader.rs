@@ -15,14 +15,14 @@ use aya::{
     },
 };
 use netwatch_common::{
-    ABSENT, CONFIG_GLOBAL, Config, EVENTS_MAP, KERNEL_OFFSETS_GLOBAL, KernelOffsets,
-    SYS_EXIT_NR_OFFSET, SYS_EXIT_RET_OFFSET, TP_LAYOUT_GLOBAL, TpLayout, WATCHED_MAP,
+    ABSENT, CONFIG_GLOBAL, Config, EVENTS_MAP, FEATURE_SK_ERR, KERNEL_OFFSETS_GLOBAL, KernelOffsets,
+    SR_TUPLE_LEN, SYS_EXIT_NR_OFFSET, SYS_EXIT_RET_OFFSET, TP_LAYOUT_GLOBAL, TpLayout, WATCHED_MAP,
 };
 
 use crate::{
     caps::{self, MissingCapability},
     kernel_btf::KernelBtf,
-    tracefs::{Tracefs, TracefsError},
+    tracefs::{Format, Tracefs, TracefsError},
 };
 
 /// The kernel programs, built by build.rs and embedded: the binary needs nothing else.
@@ -344,7 +344,10 @@ pub fn load(opts: &Options) -> Result<Tracer, LoadError> {
         crate::event::reset::set_reason_names(b.enum_names("sk_rst_reason", "SK_RST_REASON_"));
     }
     let offsets = match kernel_btf.and_then(|b| b.offsets()) {
-        Ok(offsets) => offsets,
+        Ok((offsets, missing)) => {
+            disabled.extend(missing.iter().map(ToString::to_string));
+            offsets
+        }
         Err(e) => {
             if filtering {
                 return Err(LoadError::NeedsBtf(e.to_string()));
@@ -363,6 +366,7 @@ pub fn load(opts: &Options) -> Result<Tracer, LoadError> {
             Hook::Tracepoint(c, n) => !tracefs.has(c, n),
             // Already said when BTF is unavailable.
             Hook::Raw(_) if offsets.valid == 0 && NEEDS_OFFSETS.contains(&p.name) => continue,
+            Hook::Raw("inet_sk_error_report") if offsets.features & FEATURE_SK_ERR == 0 => continue,
             // A raw tracepoint is there when its tracefs event is.
             Hook::Raw(n) => RAW_IN_TRACEFS
                 .iter()
@@ -372,7 +376,10 @@ pub fn load(opts: &Options) -> Result<Tracer, LoadError> {
         let unusable = matches!(p.hook, Hook::Tracepoint("syscalls", n) if !sys_exit_layout_ok(&tracefs, n))
             || match p.name {
                 "tcp_receive_reset" => layout.rr_skaddr == ABSENT,
-                "tcp_send_reset" => layout.sr_skaddr == ABSENT || layout.sr_saddr == ABSENT,
+                "tcp_send_reset" => {
+                    layout.sr_skaddr == ABSENT
+                        || (layout.sr_saddr == ABSENT && layout.sr_tuple == ABSENT)
+                }
                 "signal_generate" => layout.sg_sig == ABSENT || layout.sg_pid == ABSENT,
                 _ => false,
             };
@@ -488,42 +495,29 @@ fn attach(ebpf: &mut Ebpf, p: &'static Program) -> Result<Link, LoadError> {
 /// A tracepoint or field the kernel lacks stays [`ABSENT`].
 fn tp_layout(tracefs: &Tracefs, disabled: &mut Vec<String>) -> TpLayout {
     let mut l = TpLayout::UNKNOWN;
-    let mut read = |category: &str, name: &str, fields: &mut [(&str, &mut u32)]| {
+    let mut format = |category: &str, name: &str| {
         if !tracefs.has(category, name) {
-            return;
+            return None;
         }
-        match tracefs.format(category, name) {
-            Ok(format) => {
-                for (field, slot) in fields.iter_mut() {
-                    // tcp_send_reset's addresses are whole sockaddr_in6-sized buffers
-                    // since 6.x; an older layout (4-byte saddr + saddr_v6) is not read.
-                    let want_size = matches!(*field, "saddr" | "daddr").then_some(28);
-                    if let Ok(f) = format.field(field)
-                        && want_size.is_none_or(|size| f.size == size)
-                    {
-                        **slot = f.offset;
-                    }
-                }
+        tracefs
+            .format(category, name)
+            .map_err(|e| disabled.push(format!("{category}:{name}: {e}")))
+            .ok()
+    };
+    let offset = |format: &Format, field: &str| format.field(field).map_or(ABSENT, |f| f.offset);
+    if let Some(f) = format("tcp", "tcp_receive_reset") {
+        l.rr_skaddr = offset(&f, "skaddr");
+    }
+    if let Some(f) = format("tcp", "tcp_send_reset") {
+        send_reset_layout(&f, &mut l);
+    }
+    let mut read = |category: &str, name: &str, fields: &mut [(&str, &mut u32)]| {
+        if let Some(f) = format(category, name) {
+            for (field, slot) in fields.iter_mut() {
+                **slot = offset(&f, field);
             }
-            Err(e) => disabled.push(format!("{category}:{name}: {e}")),
         }
     };
-    read(
-        "tcp",
-        "tcp_receive_reset",
-        &mut [("skaddr", &mut l.rr_skaddr)],
-    );
-    read(
-        "tcp",
-        "tcp_send_reset",
-        &mut [
-            ("skaddr", &mut l.sr_skaddr),
-            ("state", &mut l.sr_state),
-            ("reason", &mut l.sr_reason),
-            ("saddr", &mut l.sr_saddr),
-            ("daddr", &mut l.sr_daddr),
-        ],
-    );
     read(
         "signal",
         "signal_generate",
@@ -547,4 +541,80 @@ fn tp_layout(tracefs: &Tracefs, disabled: &mut Vec<String>) -> TpLayout {
         &mut [("old_pid", &mut l.ex_old_pid)],
     );
     l
+}
+
+/// `tcp:tcp_send_reset`'s fields. Since Linux 6.10 the record holds the RST's
+/// addresses as `sockaddr_in6`-sized buffers and the reset's `reason`; before, the
+/// socket's ports, family and addresses one by one (`sport` ... `daddr_v6`, in the
+/// order [`SR_TUPLE_LEN`] describes) and no reason. Either is read; `state` is in both.
+fn send_reset_layout(format: &Format, l: &mut TpLayout) {
+    let field = |name: &str| format.field(name).ok();
+    l.sr_skaddr = field("skaddr").map_or(ABSENT, |f| f.offset);
+    l.sr_state = field("state").filter(|f| f.size == 4).map_or(ABSENT, |f| f.offset);
+    l.sr_reason = field("reason").filter(|f| f.size == 4).map_or(ABSENT, |f| f.offset);
+    if let (Some(s), Some(d)) = (field("saddr"), field("daddr"))
+        && s.size == 28
+        && d.size == 28
+    {
+        l.sr_saddr = s.offset;
+        l.sr_daddr = d.offset;
+        return;
+    }
+    // The older layout, accepted only packed as the program reads it.
+    let Some(sport) = field("sport") else { return };
+    let expected = [
+        ("sport", 0, 2),
+        ("dport", 2, 2),
+        ("family", 4, 2),
+        ("saddr", 6, 4),
+        ("daddr", 10, 4),
+        ("saddr_v6", 14, 16),
+        ("daddr_v6", 30, 16),
+    ];
+    if expected.iter().all(|(name, at, size)| {
+        field(name).is_some_and(|f| f.offset == sport.offset + at && f.size == *size)
+    }) && expected.last().is_some_and(|(_, at, size)| (at + size) as usize == SR_TUPLE_LEN)
+    {
+        l.sr_tuple = sport.offset;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout(text: &str) -> TpLayout {
+        let mut l = TpLayout::UNKNOWN;
+        send_reset_layout(&Format::from_text("tcp:tcp_send_reset", text), &mut l);
+        l
+    }
+
+    /// Linux 6.10 and later (this host's 6.18, Debian's 6.12).
+    #[test]
+    fn send_reset_with_sockaddr_buffers_and_a_reason() {
+        let l = layout(include_str!("testdata/tcp_send_reset-6.18.format"));
+        assert_eq!(
+            (l.sr_skaddr, l.sr_state, l.sr_reason, l.sr_saddr, l.sr_daddr),
+            (16, 24, 28, 32, 60)
+        );
+        assert_eq!(l.sr_tuple, ABSENT);
+    }
+
+    /// Linux 6.1 (Debian 12): ports, family and addresses one by one, no reason.
+    #[test]
+    fn send_reset_with_the_older_tuple_and_no_reason() {
+        let l = layout(include_str!("testdata/tcp_send_reset-6.1.format"));
+        assert_eq!((l.sr_skaddr, l.sr_state, l.sr_tuple), (16, 24, 28));
+        assert_eq!((l.sr_reason, l.sr_saddr, l.sr_daddr), (ABSENT, ABSENT, ABSENT));
+    }
+
+    /// A layout neither kernel has is not read at the wrong offsets.
+    #[test]
+    fn send_reset_with_an_unknown_layout_reads_no_addresses() {
+        let text = include_str!("testdata/tcp_send_reset-6.1.format")
+            .replace("offset:30;\tsize:2", "offset:31;\tsize:2");
+        let l = layout(&text);
+        assert_eq!((l.sr_tuple, l.sr_saddr), (ABSENT, ABSENT));
+        assert_eq!(l.sr_skaddr, 16);
+    }
 }

@@ -48,6 +48,15 @@ pub struct Format {
 }
 
 impl Format {
+    /// A format file's text, as read from `tracepoint`'s `format`.
+    pub fn from_text(tracepoint: &str, text: &str) -> Self {
+        Self {
+            tracepoint: tracepoint.to_owned(),
+            path: PathBuf::from(tracepoint),
+            text: text.to_owned(),
+        }
+    }
+
     /// Look up `name` among the record's fields.
     pub fn field(&self, name: &str) -> Result<Field, TracefsError> {
         parse_field(&self.text, name).ok_or_else(|| TracefsError::MissingField {
