@@ -13,6 +13,10 @@
 //! count when a later operation fails, and the error is not the caller's: they are
 //! traced at their own exits, `syscalls:sys_exit_*`, where the result is the caller's.
 //!
+//! Kernels without those two raw tracepoints (before Linux 6.3): the exits of the
+//! calls that make one operation too, with the same program; on those only a socket's
+//! failure is reported, found by the fd walk the failure alone pays for.
+//!
 //! Pipes: a write to a pipe without readers raises SIGPIPE on the writer before it
 //! returns EPIPE (fs/pipe.c), ignored or not; `signal.rs` reports that EPIPE through
 //! [`pipe_epipe`].
@@ -85,7 +89,8 @@ fn several(syscall: Syscall) -> bool {
 }
 
 /// `syscalls:sys_exit_sendfile64`, `_splice`, `_sendmmsg` and `_recvmmsg` (attached
-/// to all four).
+/// to all four), and on kernels without `sock_send_length` the exits of write,
+/// writev, pwritev, pwritev2, sendto, sendmsg, read, readv, recvfrom and recvmsg.
 #[tracepoint]
 pub fn sys_exit_sockio(ctx: TracePointContext) -> u32 {
     let ret = syscalls::ret(&ctx);
@@ -98,7 +103,7 @@ pub fn sys_exit_sockio(ctx: TracePointContext) -> u32 {
     0
 }
 
-/// A syscall that may make several socket operations failed with `errno`.
+/// A send- or receive-family syscall failed with `errno`, seen at its exit.
 #[inline(always)]
 fn exit(errno: i32, syscall: Syscall) -> Option<()> {
     if errno == EAGAIN || errno == EINTR {
@@ -111,9 +116,15 @@ fn exit(errno: i32, syscall: Syscall) -> Option<()> {
     let args = SyscallArgs::of(current)?;
     let fd = fd(&args, syscall);
     let what = current.fd(fd);
-    // On a file or pipe, only EPIPE is netwatch's business (SIGPIPE is the same story
-    // on a pipe).
-    if matches!(what, Fd::Other) && errno != EPIPE {
+    if !several(syscall) {
+        // One operation (the fallback for `sock_length`): sockets only; a pipe's EPIPE
+        // is reported with its SIGPIPE (`pipe_epipe`).
+        if !matches!(what, Fd::Socket(_)) {
+            return None;
+        }
+    } else if matches!(what, Fd::Other) && errno != EPIPE {
+        // On a file or pipe, only EPIPE is netwatch's business (SIGPIPE is the same
+        // story on a pipe).
         return None;
     }
     report(current, errno, fd, syscall, &what)

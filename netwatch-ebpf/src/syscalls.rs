@@ -4,7 +4,8 @@
 //! netwatch hooks the exit of five syscalls only, with one classic tracepoint program
 //! each: bind, connect, listen, accept and accept4 (in the source modules). The hot
 //! socket I/O (write, read, send, recv...) is traced below the syscall, at
-//! `sock:sock_send_length` and `sock:sock_recv_length` (sockio.rs). Measured here
+//! `sock:sock_send_length` and `sock:sock_recv_length` (sockio.rs); kernels before
+//! 6.3 have neither, and there those calls' exits are hooked too. Measured here
 //! (../shared/TOOLCHAIN.md, docs/BENCHMARKS.md): any syscall tracepoint puts every
 //! syscall of the host on the slow path, about +35 ns each, and a program on the
 //! generic `sys_exit` adds its own run to that, about +100 ns on every syscall of

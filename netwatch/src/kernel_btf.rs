@@ -66,7 +66,13 @@ pub struct Missing {
 
 impl std::fmt::Display for Missing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {} on kernel {}", self.error, self.feature, release())
+        write!(
+            f,
+            "{}: {} on kernel {}",
+            self.error,
+            self.feature,
+            release()
+        )
     }
 }
 
@@ -373,7 +379,12 @@ impl KernelBtf {
                 self.offset("kernfs_node", "id")?,
             ))
         })() {
-            (o.task_cgroups, o.css_set_dfl_cgrp, o.cgroup_kn, o.kernfs_node_id) = (a, b, c, d);
+            (
+                o.task_cgroups,
+                o.css_set_dfl_cgrp,
+                o.cgroup_kn,
+                o.kernfs_node_id,
+            ) = (a, b, c, d);
             o.features |= FEATURE_CGROUP_WALK;
         }
         Ok((o, missing))
@@ -499,7 +510,13 @@ mod tests {
         let mut blob = Vec::new();
         blob.extend_from_slice(&0xeb9f_u16.to_le_bytes());
         blob.extend_from_slice(&[1, 0]);
-        for w in [24, 0, types.len() as u32, types.len() as u32, strings.len() as u32] {
+        for w in [
+            24,
+            0,
+            types.len() as u32,
+            types.len() as u32,
+            strings.len() as u32,
+        ] {
             blob.extend_from_slice(&w.to_le_bytes());
         }
         blob.extend_from_slice(&types);

@@ -15,8 +15,9 @@ use aya::{
     },
 };
 use netwatch_common::{
-    ABSENT, CONFIG_GLOBAL, Config, EVENTS_MAP, FEATURE_SK_ERR, KERNEL_OFFSETS_GLOBAL, KernelOffsets,
-    SR_TUPLE_LEN, SYS_EXIT_NR_OFFSET, SYS_EXIT_RET_OFFSET, TP_LAYOUT_GLOBAL, TpLayout, WATCHED_MAP,
+    ABSENT, CONFIG_GLOBAL, Config, EVENTS_MAP, FEATURE_SK_ERR, KERNEL_OFFSETS_GLOBAL,
+    KernelOffsets, SR_TUPLE_LEN, SYS_EXIT_NR_OFFSET, SYS_EXIT_RET_OFFSET, TP_LAYOUT_GLOBAL,
+    TpLayout, WATCHED_MAP,
 };
 
 use crate::{
@@ -146,6 +147,55 @@ pub const PROGRAMS: &[Program] = &[
         hook: Hook::Tracepoint("sched", "sched_process_exec"),
     },
 ];
+
+/// Socket I/O on kernels without `sock_send_length` and `sock_recv_length` (before
+/// Linux 6.3): the exits of the calls that make one socket operation, with the same
+/// program as the calls that make several. It walks the fd table on failures only and
+/// reports sockets only (a pipe's EPIPE comes with its SIGPIPE, `signal.rs`).
+/// `NETWATCH_SOCKIO=exits` forces it on any kernel (to measure and test it).
+const SOCKIO_EXITS: &[Program] = &[
+    sockio_exit("sys_exit_write"),
+    sockio_exit("sys_exit_writev"),
+    sockio_exit("sys_exit_pwritev"),
+    sockio_exit("sys_exit_pwritev2"),
+    sockio_exit("sys_exit_sendto"),
+    sockio_exit("sys_exit_sendmsg"),
+    sockio_exit("sys_exit_read"),
+    sockio_exit("sys_exit_readv"),
+    sockio_exit("sys_exit_recvfrom"),
+    sockio_exit("sys_exit_recvmsg"),
+];
+
+const fn sockio_exit(tracepoint: &'static str) -> Program {
+    Program {
+        name: "sys_exit_sockio",
+        source: "sockio",
+        hook: Hook::Tracepoint("syscalls", tracepoint),
+    }
+}
+
+/// The raw tracepoints [`SOCKIO_EXITS`] stands in for.
+const SOCKIO_RAW: &[&str] = &["sock_send_length", "sock_recv_length"];
+
+/// How socket sends and receives are traced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SockIoPath {
+    /// `sock_send_length` and `sock_recv_length`: socket I/O only.
+    Raw,
+    /// [`SOCKIO_EXITS`].
+    SyscallExits,
+}
+
+impl SockIoPath {
+    fn choose(tracefs: &Tracefs) -> Self {
+        let forced = std::env::var_os("NETWATCH_SOCKIO").is_some_and(|v| v == "exits");
+        if forced || SOCKIO_RAW.iter().any(|n| !tracefs.has("sock", n)) {
+            Self::SyscallExits
+        } else {
+            Self::Raw
+        }
+    }
+}
 
 /// Raw tracepoints that are also tracefs events (category): on a kernel without the
 /// event (sock_send_length and sock_recv_length are from Linux 6.3), only their
@@ -360,8 +410,17 @@ pub fn load(opts: &Options) -> Result<Tracer, LoadError> {
     };
     let layout = tp_layout(&tracefs, &mut disabled);
 
+    let sockio = SockIoPath::choose(&tracefs);
     let mut wanted: Vec<&'static Program> = Vec::new();
-    for p in PROGRAMS {
+    let replaced = |p: &&Program| {
+        sockio == SockIoPath::SyscallExits
+            && matches!(p.hook, Hook::Raw(n) if SOCKIO_RAW.contains(&n))
+    };
+    let exits: &'static [Program] = match sockio {
+        SockIoPath::Raw => &[],
+        SockIoPath::SyscallExits => SOCKIO_EXITS,
+    };
+    for p in PROGRAMS.iter().filter(|p| !replaced(p)).chain(exits) {
         let missing = match p.hook {
             Hook::Tracepoint(c, n) => !tracefs.has(c, n),
             // Already said when BTF is unavailable.
@@ -446,8 +505,13 @@ pub fn load(opts: &Options) -> Result<Tracer, LoadError> {
     let mut links = Vec::new();
     for p in wanted {
         links.push(attach(&mut ebpf, p)?);
-        if !attached.contains(&p.source) {
-            attached.push(p.source);
+        // The ready line says which way socket I/O is traced.
+        let source = match (p.source, sockio) {
+            ("sockio", SockIoPath::SyscallExits) => "sockio (at syscall exits)",
+            (source, _) => source,
+        };
+        if !attached.contains(&source) {
+            attached.push(source);
         }
     }
     Ok(Tracer {
@@ -550,8 +614,12 @@ fn tp_layout(tracefs: &Tracefs, disabled: &mut Vec<String>) -> TpLayout {
 fn send_reset_layout(format: &Format, l: &mut TpLayout) {
     let field = |name: &str| format.field(name).ok();
     l.sr_skaddr = field("skaddr").map_or(ABSENT, |f| f.offset);
-    l.sr_state = field("state").filter(|f| f.size == 4).map_or(ABSENT, |f| f.offset);
-    l.sr_reason = field("reason").filter(|f| f.size == 4).map_or(ABSENT, |f| f.offset);
+    l.sr_state = field("state")
+        .filter(|f| f.size == 4)
+        .map_or(ABSENT, |f| f.offset);
+    l.sr_reason = field("reason")
+        .filter(|f| f.size == 4)
+        .map_or(ABSENT, |f| f.offset);
     if let (Some(s), Some(d)) = (field("saddr"), field("daddr"))
         && s.size == 28
         && d.size == 28
@@ -573,7 +641,9 @@ fn send_reset_layout(format: &Format, l: &mut TpLayout) {
     ];
     if expected.iter().all(|(name, at, size)| {
         field(name).is_some_and(|f| f.offset == sport.offset + at && f.size == *size)
-    }) && expected.last().is_some_and(|(_, at, size)| (at + size) as usize == SR_TUPLE_LEN)
+    }) && expected
+        .last()
+        .is_some_and(|(_, at, size)| (at + size) as usize == SR_TUPLE_LEN)
     {
         l.sr_tuple = sport.offset;
     }
@@ -605,7 +675,10 @@ mod tests {
     fn send_reset_with_the_older_tuple_and_no_reason() {
         let l = layout(include_str!("testdata/tcp_send_reset-6.1.format"));
         assert_eq!((l.sr_skaddr, l.sr_state, l.sr_tuple), (16, 24, 28));
-        assert_eq!((l.sr_reason, l.sr_saddr, l.sr_daddr), (ABSENT, ABSENT, ABSENT));
+        assert_eq!(
+            (l.sr_reason, l.sr_saddr, l.sr_daddr),
+            (ABSENT, ABSENT, ABSENT)
+        );
     }
 
     /// A layout neither kernel has is not read at the wrong offsets.

@@ -260,6 +260,32 @@ fn a_missing_tracepoint_disables_only_its_source_with_a_warning() {
     );
 }
 
+/// On every kernel CI boots (this host's, Debian's 6.1 and 6.12), every source
+/// attaches and nothing is switched off: no warning at all.
+#[test]
+fn on_this_kernel_every_source_attaches_without_a_warning() {
+    require_root();
+    let (status, stdout, stderr) =
+        support::run_program(support::NETWATCH, &["-j", "--", "true"], &[]);
+    assert!(status.success(), "{stderr}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+    let ready = stderr
+        .lines()
+        .find(|l| l.contains("ready: tracing"))
+        .unwrap_or_else(|| panic!("no ready line: {stderr}"));
+    for source in [
+        "bind", "listen", "connect", "sockio", "reset", "signal", "process",
+    ] {
+        assert!(
+            ready.contains(&format!("{source},"))
+                || ready.contains(&format!("{source} ("))
+                || ready.contains(&format!("{source})")),
+            "{source} not attached: {ready}"
+        );
+    }
+    assert!(stdout.contains(r#""kind":"summary_end""#), "{stdout}");
+}
+
 const CONNECT_REFUSED: &str = r#"
 s = socket.socket()
 try:
@@ -434,9 +460,35 @@ except OSError as e:
 #[test]
 fn peer_reset_gives_econnreset_then_epipe_and_the_reset_goes_to_the_socket_owner() {
     require_root();
+    peer_reset(&[]).finish();
+}
+
+/// What the kernels before 6.3 (no `sock_send_length`) see: socket I/O traced at the
+/// syscall exits, forced on this kernel.
+#[test]
+fn socket_io_at_the_syscall_exits_reports_the_same_errors() {
+    require_root();
+    let exits = [("NETWATCH_SOCKIO", "exits")];
+    let sockio_at_exits = |stderr: &str| {
+        assert!(
+            stderr.contains("sockio (at syscall exits)"),
+            "the ready line names the path: {stderr}"
+        );
+    };
+    let (status, _, stderr) = peer_reset(&exits).stop();
+    assert!(status.success(), "{stderr}");
+    sockio_at_exits(&stderr);
+    let (status, _, stderr) = pipe_epipe(&exits).stop();
+    assert!(status.success(), "{stderr}");
+    sockio_at_exits(&stderr);
+}
+
+/// A client's recv and send after its peer reset the connection: ECONNRESET, then
+/// EPIPE, with the 4-tuple, and the RST attributed to the client.
+fn peer_reset(env: &[(&str, &str)]) -> Netwatch {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let mut nw = Netwatch::start(&["-j"]);
+    let mut nw = Netwatch::start_with_env(&["-j"], env);
     let mut client = Actor::spawn(&reset_client(port));
     let local: u16 = client.read("local").parse().unwrap();
     let (server_side, _) = listener.accept().unwrap();
@@ -481,13 +533,18 @@ fn peer_reset_gives_econnreset_then_epipe_and_the_reset_goes_to_the_socket_owner
     });
     assert_eq!(sent["local"]["port"], port);
     assert_ne!(sent["pid"], pid, "the test process sent it, not the client");
-    nw.finish();
+    nw
 }
 
 #[test]
 fn epipe_on_a_pipe_is_reported_once_per_call() {
     require_root();
-    let mut nw = Netwatch::start(&["-j"]);
+    pipe_epipe(&[]).finish();
+}
+
+/// write and writev to a pipe without readers, SIGPIPE ignored: one EPIPE each.
+fn pipe_epipe(env: &[(&str, &str)]) -> Netwatch {
+    let mut nw = Netwatch::start_with_env(&["-j"], env);
     let mut writer = Actor::spawn(
         r#"
 import signal
@@ -524,7 +581,7 @@ for call in (lambda: os.write(w, b"x"), lambda: os.writev(w, [b"x"])):
         assert_eq!(v["fd"].to_string(), fd);
         assert_eq!(v["sock"]["proto"], "none", "a pipe, not a socket: {v}");
     }
-    nw.finish();
+    nw
 }
 
 #[test]
