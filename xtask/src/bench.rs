@@ -12,6 +12,7 @@ mod procs;
 mod report;
 mod workload;
 
+use std::env;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -65,6 +66,8 @@ options:
   --tracer-cpu N       pin the tracers to CPU N (default: unpinned)
   --only LIST          comma-separated subset of workload,capacity,startup
   --no-build           use target/release/netwatch as it is
+  --sockio exits       trace socket I/O at the syscall exits, as netwatch does on
+                       kernels without sock_send_length (NETWATCH_SOCKIO=exits)
 ";
 
 struct Options {
@@ -79,6 +82,8 @@ struct Options {
     capacity: bool,
     startup: bool,
     build: bool,
+    /// `--sockio exits`: netwatch's socket I/O fallback, forced.
+    sockio_exits: bool,
 }
 
 impl Options {
@@ -96,6 +101,7 @@ impl Options {
             capacity: true,
             startup: true,
             build: true,
+            sockio_exits: false,
         };
         let mut it = args.iter();
         while let Some(a) = it.next() {
@@ -110,6 +116,11 @@ impl Options {
                 "--startup-runs" => o.startup_runs = value()?.parse()?,
                 "--tracer-cpu" => o.tracer_cpu = Some(value()?.parse()?),
                 "--no-build" => o.build = false,
+                "--sockio" => match value()?.as_str() {
+                    "exits" => o.sockio_exits = true,
+                    "raw" => o.sockio_exits = false,
+                    other => bail!("--sockio: {other}: expected raw or exits"),
+                },
                 "--only" => {
                     let list = value()?;
                     o.workload = false;
@@ -197,6 +208,11 @@ pub fn main(root: &Path, args: &[String]) -> Result<ExitCode> {
     }
     procs::install_interrupt_handler();
     let started = Instant::now();
+    if opts.sockio_exits {
+        // SAFETY: set before any thread is started; every netwatch the bench runs
+        // inherits it.
+        unsafe { env::set_var("NETWATCH_SOCKIO", "exits") };
+    }
 
     crate::setup::install_packages(BENCH_PACKAGES).context("installing the bench's packages")?;
     if let Err(e) = crate::setup::install_packages(OPTIONAL_PACKAGES) {
@@ -833,8 +849,13 @@ fn markdown(
     );
     let _ = writeln!(
         s,
-        "Mode: {}; took {:.1} min.\n",
+        "Mode: {}; socket I/O traced at {}; took {:.1} min.\n",
         if opts.quick { "--quick" } else { "full" },
+        if opts.sockio_exits {
+            "the syscall exits (--sockio exits)"
+        } else {
+            "sock_send_length/sock_recv_length"
+        },
         elapsed.as_secs_f64() / 60.0
     );
 
@@ -1513,7 +1534,12 @@ mod tests {
         let o = Options::parse(&["--only".into(), "startup".into()])
             .unwrap()
             .unwrap();
-        assert!(!o.workload && !o.capacity && o.startup);
+        assert!(!o.workload && !o.capacity && o.startup && !o.sockio_exits);
+        let o = Options::parse(&["--sockio".into(), "exits".into()])
+            .unwrap()
+            .unwrap();
+        assert!(o.sockio_exits);
+        assert!(Options::parse(&["--sockio".into(), "kprobes".into()]).is_err());
         assert!(Options::parse(&["--bogus".into()]).is_err());
         assert!(Options::parse(&["--help".into()]).unwrap().is_none());
     }
