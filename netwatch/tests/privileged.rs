@@ -1296,12 +1296,14 @@ fn report_4_air_hot_reload_races_the_old_instance() {
         r#"
 import signal
 l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen()
-def stop(*_):
-    say(stopping=1); go(); time.sleep(0.1); os._exit(0)
-signal.signal(signal.SIGINT, stop)
+# The handler only sets a flag: printing from it could re-enter a print the signal
+# interrupted (on a slow machine, the one that says the port).
+stopping = []
+signal.signal(signal.SIGINT, lambda *_: stopping.append(1))
 say(port=l.getsockname()[1])
-while True:
-    time.sleep(1)
+while not stopping:
+    time.sleep(0.01)
+say(stopping=1); go(); time.sleep(0.1); os._exit(0)
 "#,
     );
     let port: u16 = old.read("port").parse().unwrap();
@@ -1713,15 +1715,20 @@ fn a_pid_that_exits_while_netwatch_starts_is_an_error() {
 #[test]
 fn command_mode_forwards_signals_and_a_second_sigint_exits_at_once() {
     require_root();
-    // CMD exits 7 on SIGTERM: netwatch passes it on and returns CMD's status.
-    let nw = Netwatch::start(&[
-        "-j",
-        "--",
-        "python3",
-        "-c",
-        "import signal, sys, time\nsignal.signal(signal.SIGTERM, lambda *_: sys.exit(7))\ntime.sleep(30)",
-    ]);
-    std::thread::sleep(Duration::from_millis(300));
+    // CMD exits 7 on SIGTERM: netwatch passes it on and returns CMD's status. CMD
+    // says when its handler is in place (a fixed delay is too short on a slow VM).
+    let ready = std::env::temp_dir().join(format!("netwatch-test-term-{}", std::process::id()));
+    let script = format!(
+        "import signal, sys, time\nsignal.signal(signal.SIGTERM, lambda *_: sys.exit(7))\nopen({:?}, 'w').close()\ntime.sleep(30)",
+        ready.to_str().unwrap()
+    );
+    let nw = Netwatch::start(&["-j", "--", "python3", "-c", &script]);
+    let deadline = std::time::Instant::now() + support::TIMEOUT;
+    while !ready.exists() {
+        assert!(std::time::Instant::now() < deadline, "CMD never got ready");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    fs::remove_file(&ready).unwrap();
     let (status, seen, _) = nw.stop_with(libc::SIGTERM);
     assert_eq!(status.code(), Some(7), "{seen:?}");
     assert!(
