@@ -8,7 +8,7 @@
 //! ran: a missed target is a result, not an error.
 
 mod capacity;
-mod procs;
+pub(crate) mod procs;
 mod report;
 mod workload;
 

@@ -4,11 +4,11 @@
 use std::env;
 use std::ffi::{OsStr, OsString};
 use std::fmt;
-use std::fs;
+use std::fs::{self, File};
 use std::os::unix::fs::PermissionsExt as _;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 
@@ -165,6 +165,42 @@ impl Cmd {
         String::from_utf8(out.stdout).with_context(|| format!("`{self}` printed non-UTF-8"))
     }
 
+    /// Prints the command, runs it with stdin and stderr inherited and returns its
+    /// stdout; fails unless it succeeds (for long commands whose progress, on stderr,
+    /// should be seen, such as `cargo --message-format=json`).
+    pub fn run_stdout(&self) -> Result<String> {
+        println!("xtask: {self}");
+        let out = self
+            .command()
+            .stderr(Stdio::inherit())
+            .output()
+            .with_context(|| format!("failed to start `{self}`"))?;
+        if !out.status.success() {
+            bail!("`{self}` failed ({})", out.status);
+        }
+        String::from_utf8(out.stdout).with_context(|| format!("`{self}` printed non-UTF-8"))
+    }
+
+    /// Prints the command and starts it in a process group of its own (so that it and
+    /// everything it starts can be killed together, and a Ctrl-C at the terminal does
+    /// not reach it), stdin from /dev/null, stdout and stderr into `log`.
+    pub fn spawn_in_group(&self, log: &File) -> Result<Child> {
+        println!("xtask: {self}");
+        let stderr = log
+            .try_clone()
+            .context("duplicating the log file descriptor")?;
+        self.command()
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(
+                log.try_clone()
+                    .context("duplicating the log file descriptor")?,
+            )
+            .stderr(stderr)
+            .spawn()
+            .with_context(|| format!("failed to start `{self}`"))
+    }
+
     /// Prints the command and replaces the current process with it, so that its exit
     /// status (including death by a signal) and terminal signals such as Ctrl-C are its
     /// own. Returns only on failure.
@@ -194,8 +230,9 @@ impl fmt::Display for Cmd {
     }
 }
 
-/// Quotes a word for display the way a POSIX shell would need it.
-fn quote(word: &OsStr) -> String {
+/// Quotes a word the way a POSIX shell needs it (for display, and for the scripts
+/// xtask writes).
+pub fn quote(word: &OsStr) -> String {
     let s = word.to_string_lossy();
     let plain = |c: char| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c);
     if !s.is_empty() && s.chars().all(plain) {

@@ -9,17 +9,20 @@ mod cmd;
 mod install;
 mod setup;
 mod storm;
+mod vm;
 
 use std::env;
 use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 
 use crate::cmd::{Cmd, is_root};
 use crate::setup::{Need, TOOLCHAIN};
+use crate::vm::{Kernel, Selection};
 
 const USAGE: &str = "\
 usage: cargo xtask <command> [args]
@@ -30,8 +33,19 @@ commands:
                      tests need; does nothing for what is already there
   build              build target/release/netwatch (runs setup if something is missing)
   run [--] ARGS...   build, then run netwatch as root with ARGS (sudo when not root)
-  test [--] ARGS...  fmt check, clippy, unprivileged tests, then the privileged tests
-                     as root; ARGS go to the test binaries (e.g. a test name filter)
+  test [--kernel K] [--kernel-tests subset|full] [--] ARGS...
+                     fmt check, clippy, unprivileged tests, the privileged tests as
+                     root, then the privileged tests again inside Debian's 6.1 and 6.12
+                     kernels under qemu; ARGS go to the test binaries (e.g. a test name
+                     filter), in the VMs too. --kernel picks the kernels (repeatable or
+                     comma-separated): host (this machine's: all of the above but the
+                     VMs), 6.1, 6.12, all (6.1 and 6.12: only the privileged tests, in
+                     VMs). In a VM run (one VM at a time, TCG: slow) the subset listed
+                     in xtask/src/vm.rs (VM_TESTS) by default, everything with
+                     --kernel-tests full; ARGS filters add to the subset's. Kernels,
+                     virtme-ng and busybox are cached under the tools directory (vm/);
+                     console logs go to target/vm/; $NETWATCH_VM_TIMEOUT (seconds)
+                     bounds each VM run
   install [--prefix DIR]
                      build, then install bin/netwatch, the man page netwatch(8) and
                      bash/zsh/fish completions under DIR (default /usr/local; $DESTDIR
@@ -65,7 +79,8 @@ fn real_main() -> Result<ExitCode> {
         eprint!("{USAGE}");
         return Ok(ExitCode::from(2));
     };
-    let rest = strip_separator(args.collect());
+    let raw: Vec<OsString> = args.collect();
+    let rest = strip_separator(raw.clone());
     match command.to_str() {
         Some("setup") if rest.is_empty() => setup::setup()?,
         Some("build") if rest.is_empty() => {
@@ -79,7 +94,7 @@ fn real_main() -> Result<ExitCode> {
                 println!("xtask: installed {}", path.display());
             }
         }
-        Some("test") => test(&rest)?,
+        Some("test") => test(&root, TestOptions::parse(raw)?)?,
         Some("bench") => return bench::main(&root, &to_strings(&rest)?),
         // Hidden: the failing-syscall generator the bench runs.
         Some("storm") => storm::main(&to_strings(&rest)?)?,
@@ -152,7 +167,119 @@ fn run(root: &Path, args: &[OsString]) -> anyhow::Error {
     }
 }
 
-fn test(test_args: &[OsString]) -> Result<()> {
+/// `cargo xtask test`'s arguments.
+#[derive(Debug, PartialEq)]
+struct TestOptions {
+    /// Run the host's suite: fmt, clippy, unprivileged and privileged tests.
+    host: bool,
+    /// Then the privileged tests in these kernels' VMs.
+    kernels: Vec<Kernel>,
+    selection: Selection,
+    /// For the test binaries.
+    test_args: Vec<OsString>,
+}
+
+impl TestOptions {
+    /// `[--kernel K]... [--kernel-tests subset|full] [--] ARGS...`; the options end at
+    /// `--` or at the first other argument (so `cargo xtask test FILTER` still works).
+    /// Without --kernel: the host and every VM kernel.
+    fn parse(args: Vec<OsString>) -> Result<TestOptions> {
+        let mut kernel_values = Vec::new();
+        let mut selection = None;
+        let mut args = args.into_iter().peekable();
+        while let Some(arg) = args.peek() {
+            let Some(a) = arg.to_str() else { break };
+            let (flag, inline) = match a.split_once('=') {
+                Some((f, v)) => (f, Some(v.to_owned())),
+                None => (a, None),
+            };
+            if a == "--" {
+                args.next();
+                break;
+            }
+            if flag != "--kernel" && flag != "--kernel-tests" {
+                break;
+            }
+            let flag = flag.to_owned();
+            args.next();
+            let value = match inline {
+                Some(v) => v,
+                None => args
+                    .next()
+                    .and_then(|v| v.into_string().ok())
+                    .with_context(|| format!("{flag} needs a value"))?,
+            };
+            if flag == "--kernel" {
+                kernel_values.push(value);
+            } else {
+                selection = Some(Selection::parse(&value)?);
+            }
+        }
+        let (host, kernels) = if kernel_values.is_empty() {
+            (true, Kernel::ALL.to_vec())
+        } else {
+            let mut host = false;
+            let mut kernels: Vec<Kernel> = Vec::new();
+            for v in &kernel_values {
+                let (h, ks) = vm::parse_kernels(v)?;
+                host |= h;
+                kernels.extend(
+                    ks.into_iter()
+                        .filter(|k| !kernels.contains(k))
+                        .collect::<Vec<_>>(),
+                );
+            }
+            (host, kernels)
+        };
+        if selection.is_some() && kernels.is_empty() {
+            anyhow::bail!("--kernel-tests is for the VM kernels, and --kernel chose none");
+        }
+        Ok(TestOptions {
+            host,
+            kernels,
+            selection: selection.unwrap_or_default(),
+            test_args: args.collect(),
+        })
+    }
+}
+
+/// The host's suite (when chosen), then the VM kernels'; a summary table at the end
+/// when VMs ran. Fails naming each kernel whose tests failed or did not run.
+fn test(root: &Path, opts: TestOptions) -> Result<()> {
+    let host = if opts.host {
+        let started = Instant::now();
+        host_tests(&opts.test_args)?;
+        Some(started.elapsed())
+    } else {
+        None
+    };
+    if opts.kernels.is_empty() {
+        return Ok(());
+    }
+    setup::ensure(Need::Vm)?;
+    let runs = vm::run(&vm::Plan {
+        kernels: &opts.kernels,
+        selection: opts.selection,
+        test_args: &opts.test_args,
+        package_dir: root.join("netwatch"),
+        out_dir: target_dir(root).join("vm"),
+    })?;
+    let host_release = host_release();
+    let host_row: Option<(&str, Duration)> = host.map(|d| (host_release.as_str(), d));
+    println!("\nxtask: summary\n{}", vm::summary_table(host_row, &runs));
+    vm::verdict(&runs)
+}
+
+/// `uname -r` of this machine, from /proc.
+fn host_release() -> String {
+    fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "?".to_owned())
+}
+
+/// What `cargo xtask test` did before the kernel matrix: fmt, clippy, the unprivileged
+/// tests, then the privileged tests on the host's kernel.
+fn host_tests(test_args: &[OsString]) -> Result<()> {
     setup::ensure(Need::Test)?;
 
     cargo().args(["fmt", "--all", "--", "--check"]).run()?;
@@ -253,6 +380,63 @@ mod tests {
         assert_eq!(strip_separator(v(&["-j"])), v(&["-j"]));
         assert_eq!(strip_separator(v(&["--", "--"])), v(&["--"]));
         assert_eq!(strip_separator(v(&[])), v(&[]));
+    }
+
+    #[test]
+    fn test_options() {
+        let v = |a: &[&str]| a.iter().map(OsString::from).collect::<Vec<_>>();
+        let parse = |a: &[&str]| TestOptions::parse(v(a));
+        let opts = |host, kernels: &[Kernel], selection, args: &[&str]| TestOptions {
+            host,
+            kernels: kernels.to_vec(),
+            selection,
+            test_args: v(args),
+        };
+        use Kernel::{Debian6_1 as K61, Debian6_12 as K612};
+        use Selection::{Full, Subset};
+
+        assert_eq!(parse(&[]).unwrap(), opts(true, &[K61, K612], Subset, &[]));
+        assert_eq!(
+            parse(&["--", "report_1"]).unwrap(),
+            opts(true, &[K61, K612], Subset, &["report_1"])
+        );
+        // Options end at the first other argument, and after `--`.
+        assert_eq!(
+            parse(&["report_1", "--kernel", "6.1"]).unwrap(),
+            opts(true, &[K61, K612], Subset, &["report_1", "--kernel", "6.1"])
+        );
+        assert_eq!(
+            parse(&["--kernel", "host", "--", "--kernel", "x"]).unwrap(),
+            opts(true, &[], Subset, &["--kernel", "x"])
+        );
+        assert_eq!(
+            parse(&["--kernel", "6.12", "--", "report_1", "--nocapture"]).unwrap(),
+            opts(false, &[K612], Subset, &["report_1", "--nocapture"])
+        );
+        assert_eq!(
+            parse(&["--kernel=all", "--kernel-tests=full"]).unwrap(),
+            opts(false, &[K61, K612], Full, &[])
+        );
+        assert_eq!(
+            parse(&[
+                "--kernel", "6.12", "--kernel", "6.1,6.12", "--kernel", "host"
+            ])
+            .unwrap(),
+            opts(true, &[K612, K61], Subset, &[])
+        );
+        assert_eq!(
+            parse(&["--kernel-tests", "subset", "--nocapture"]).unwrap(),
+            opts(true, &[K61, K612], Subset, &["--nocapture"])
+        );
+        for bad in [
+            &["--kernel"][..],
+            &["--kernel", "5.10"],
+            &["--kernel="],
+            &["--kernel-tests", "some"],
+            &["--kernel", "host", "--kernel-tests", "full"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -29,6 +29,22 @@ pub const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("systemd", "systemd-analyze"), // deploy/netwatch.service is verified with it
 ];
 
+/// Debian packages the kernel matrix (`cargo xtask test --kernel ...`) needs besides
+/// [`DEBIAN_PACKAGES`] (the guests run the host's own root file system, so those are
+/// needed too): qemu, `depmod` (virtme-ng builds a `modules.dep` for the kernel
+/// packages, which ship none) and `file` (virtme-ng reads the image's version with it).
+pub const VM_DEBIAN_PACKAGES: &[(&str, &str)] = &[
+    ("qemu-system-x86", "qemu-system-x86_64"),
+    ("kmod", "depmod"),
+    ("file", "file"),
+];
+/// The Debian package that lets [`SYSTEM_PYTHON`] create the virtme-ng venv. It has no
+/// command of its own: it is there when `ensurepip` imports.
+pub const VENV_PACKAGE: &str = "python3-venv";
+/// Debian's own python, the one [`VENV_PACKAGE`] is for (a pyenv shim may come first
+/// on `PATH`).
+pub const SYSTEM_PYTHON: &str = "/usr/bin/python3";
+
 const TRACEFS: &str = "/sys/kernel/tracing";
 
 /// What the caller is about to do, i.e. which pieces must be present.
@@ -36,10 +52,12 @@ const TRACEFS: &str = "/sys/kernel/tracing";
 pub enum Need {
     Build,
     Test,
+    /// The tests in Debian's kernels under qemu: [`Need::Test`] and the VM packages.
+    Vm,
 }
 
 /// `$NETWATCH_TOOLS_DIR`, else `$HOME/.cache/netwatch/tools`.
-fn tools_dir() -> Result<PathBuf> {
+pub fn tools_dir() -> Result<PathBuf> {
     if let Some(dir) = env::var_os("NETWATCH_TOOLS_DIR").filter(|d| !d.is_empty()) {
         return Ok(PathBuf::from(dir));
     }
@@ -151,12 +169,15 @@ pub fn ensure(need: Need) -> Result<()> {
     if !tracefs_ok() {
         missing.push("tracefs".to_owned());
     }
-    if need == Need::Test {
+    if matches!(need, Need::Test | Need::Vm) {
         missing.extend(
             missing_packages(DEBIAN_PACKAGES)
                 .into_iter()
                 .map(str::to_owned),
         );
+    }
+    if need == Need::Vm {
+        missing.extend(missing_vm_packages().into_iter().map(str::to_owned));
     }
     if missing.is_empty() {
         return Ok(());
@@ -170,6 +191,7 @@ pub fn setup() -> Result<()> {
     setup_bpf_linker().context("setting up bpf-linker")?;
     setup_tracefs().context("mounting tracefs")?;
     setup_packages().context("installing Debian packages")?;
+    setup_vm_packages().context("installing the Debian packages of the kernel matrix")?;
     println!("setup: done");
     Ok(())
 }
@@ -337,6 +359,38 @@ fn setup_packages() -> Result<()> {
     install_packages(DEBIAN_PACKAGES)
 }
 
+/// Packages of the kernel matrix that are missing: [`VM_DEBIAN_PACKAGES`] whose command
+/// is missing, and [`VENV_PACKAGE`] when [`SYSTEM_PYTHON`] cannot import `ensurepip`.
+fn missing_vm_packages() -> Vec<&'static str> {
+    let mut missing = missing_packages(VM_DEBIAN_PACKAGES);
+    if !Cmd::new(SYSTEM_PYTHON)
+        .args(["-c", "import ensurepip, venv"])
+        .probe()
+    {
+        missing.push(VENV_PACKAGE);
+    }
+    missing
+}
+
+fn setup_vm_packages() -> Result<()> {
+    let missing = missing_vm_packages();
+    if missing.is_empty() {
+        let mut all: Vec<&str> = VM_DEBIAN_PACKAGES.iter().map(|(p, _)| *p).collect();
+        all.push(VENV_PACKAGE);
+        println!("setup: packages ok ({})", all.join(" "));
+        return Ok(());
+    }
+    apt_install(&missing)?;
+    let still = missing_vm_packages();
+    if !still.is_empty() {
+        bail!(
+            "packages {} still missing after apt-get install",
+            still.join(" ")
+        );
+    }
+    Ok(())
+}
+
 /// apt-get installs those of `packages` (package, command) whose command is missing.
 pub fn install_packages(packages: &[(&'static str, &str)]) -> Result<()> {
     let missing = missing_packages(packages);
@@ -345,6 +399,19 @@ pub fn install_packages(packages: &[(&'static str, &str)]) -> Result<()> {
         println!("setup: packages ok ({})", all.join(" "));
         return Ok(());
     }
+    apt_install(&missing)?;
+    let still = missing_packages(packages);
+    if !still.is_empty() {
+        bail!(
+            "commands of packages {} still missing after apt-get install",
+            still.join(" ")
+        );
+    }
+    Ok(())
+}
+
+/// `apt-get update`, then `apt-get install` of `missing` (as root).
+fn apt_install(missing: &[&str]) -> Result<()> {
     println!("setup: installing packages {}", missing.join(" "));
     if find_command("apt-get").is_none() {
         bail!(
@@ -355,18 +422,10 @@ pub fn install_packages(packages: &[(&'static str, &str)]) -> Result<()> {
     Cmd::new("apt-get").arg("update").elevated().run()?;
     Cmd::new("apt-get")
         .args(["install", "-y", "--no-install-recommends"])
-        .args(&missing)
+        .args(missing)
         .env("DEBIAN_FRONTEND", "noninteractive")
         .elevated()
-        .run()?;
-    let still = missing_packages(packages);
-    if !still.is_empty() {
-        bail!(
-            "commands of packages {} still missing after apt-get install",
-            still.join(" ")
-        );
-    }
-    Ok(())
+        .run()
 }
 
 #[cfg(test)]
