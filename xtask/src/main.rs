@@ -30,22 +30,25 @@ usage: cargo xtask <command> [args]
 commands:
   setup              install toolchain 1.98.0 (with rust-src, clippy, rustfmt),
                      bpf-linker 0.13.0, mount tracefs, install the Debian packages the
-                     tests need; does nothing for what is already there
+                     tests need (qemu and the kernel VMs' too); does nothing for what
+                     is already there
   build              build target/release/netwatch (runs setup if something is missing)
   run [--] ARGS...   build, then run netwatch as root with ARGS (sudo when not root)
   test [--kernel K] [--kernel-tests subset|full] [--] ARGS...
-                     fmt check, clippy, unprivileged tests, the privileged tests as
-                     root, then the privileged tests again inside Debian's 6.1 and 6.12
-                     kernels under qemu; ARGS go to the test binaries (e.g. a test name
-                     filter), in the VMs too. --kernel picks the kernels (repeatable or
-                     comma-separated): host (this machine's: all of the above but the
-                     VMs), 6.1, 6.12, all (6.1 and 6.12: only the privileged tests, in
-                     VMs). In a VM run (one VM at a time, TCG: slow) the subset listed
-                     in xtask/src/vm.rs (VM_TESTS) by default, everything with
-                     --kernel-tests full; ARGS filters add to the subset's. Kernels,
-                     virtme-ng and busybox are cached under the tools directory (vm/);
-                     console logs go to target/vm/; $NETWATCH_VM_TIMEOUT (seconds)
-                     bounds each VM run
+                     the whole suite: fmt check, clippy, unprivileged tests, the
+                     privileged tests as root, then the privileged tests inside Debian's
+                     6.1 and 6.12 kernels booted in qemu; ARGS go to the test binaries
+                     (e.g. a test name filter), in the VMs too
+                     --kernel host       all of that but the VMs
+                     --kernel 6.1|6.12|all
+                                         only the privileged tests, only in those
+                                         VMs (all: both; K may be a comma list)
+                     --kernel-tests      in the VMs, `subset` (default: VM_TESTS in
+                                         xtask/src/vm.rs, ~5 min per kernel; filters
+                                         in ARGS add to it) or `full` (~17 min)
+                     One VM at a time, each bounded by $NETWATCH_VM_TIMEOUT seconds
+                     (default 1200, 3000 for full); kernels, virtme-ng and busybox are
+                     cached in the tools directory's vm/, console logs in target/vm/
   install [--prefix DIR]
                      build, then install bin/netwatch, the man page netwatch(8) and
                      bash/zsh/fish completions under DIR (default /usr/local; $DESTDIR

@@ -248,7 +248,8 @@ impl KernelRun {
                 ..
             } => match &console.end {
                 None if *timed_out => Some(format!(
-                    "kernel {name}: the tests did not finish within the timeout ({TIMEOUT_VAR})"
+                    "kernel {name}: the tests did not finish before the timeout \
+                     (${TIMEOUT_VAR} raises it)"
                 )),
                 None => Some(format!(
                     "kernel {name}: the VM ended before the tests did (see {})",
