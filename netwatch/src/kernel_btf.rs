@@ -469,10 +469,13 @@ mod tests {
         );
     }
 
+    /// `(struct name, kind_flag, size, [(member, bit offset, bitfield width)])`.
+    type StructSpec<'a> = (&'a str, bool, u32, &'a [(&'a str, u32, u32)]);
+
     /// A BTF blob with one `u8` and the structs `members` describe: `(struct name,
     /// kind_flag, size, [(member, bit offset, bitfield width)])`, every member of
     /// type `u8`.
-    fn btf_blob(structs: &[(&str, bool, u32, &[(&str, u32, u32)])]) -> Vec<u8> {
+    fn btf_blob(structs: &[StructSpec]) -> Vec<u8> {
         let mut strings = vec![0u8];
         let mut name = |n: &str| {
             let off = strings.len() as u32;
@@ -524,7 +527,7 @@ mod tests {
         blob
     }
 
-    fn fixture(structs: &[(&str, bool, u32, &[(&str, u32, u32)])]) -> KernelBtf {
+    fn fixture(structs: &[StructSpec]) -> KernelBtf {
         let dir = std::env::temp_dir().join(format!("netwatch-btf-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(structs[0].0);
@@ -613,8 +616,7 @@ mod tests {
     /// reads the same types.
     #[test]
     fn a_copy_reads_what_the_map_reads() {
-        let structs: &[(&str, bool, u32, &[(&str, u32, u32)])] =
-            &[("sock_copy", true, 8, &[("sk_userlocks", 36, 4)])];
+        let structs: &[StructSpec] = &[("sock_copy", true, 8, &[("sk_userlocks", 36, 4)])];
         let dir = std::env::temp_dir().join(format!("netwatch-btf-copy-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("vmlinux");
