@@ -334,54 +334,19 @@ fn build_test_binary() -> Result<PathBuf> {
 }
 
 /// The `executable` of the `compiler-artifact` message of test target `target` in
-/// `cargo --message-format=json` output (one JSON object per line). A targeted parse,
-/// not a JSON parser: cargo's messages have a fixed shape, and the target object,
-/// `"target":{...}`, holds no nested object.
+/// `cargo --message-format=json` output (one JSON object per line).
 pub fn test_executable(messages: &str, target: &str) -> Option<PathBuf> {
-    let name = format!("\"name\":{}", json_string(target));
     messages
         .lines()
-        .filter(|l| l.contains("\"reason\":\"compiler-artifact\""))
-        .filter(|l| {
-            l.split_once("\"target\":{")
-                .and_then(|(_, rest)| rest.split_once('}'))
-                .is_some_and(|(t, _)| t.contains(&name) && t.contains("\"kind\":[\"test\"]"))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact")
+        .filter(|m| m["target"]["name"] == target)
+        .filter(|m| {
+            m["target"]["kind"]
+                .as_array()
+                .is_some_and(|kinds| kinds.iter().any(|k| k == "test"))
         })
-        .find_map(|l| {
-            let (_, rest) = l.split_once("\"executable\":\"")?;
-            parse_json_string_tail(rest).map(PathBuf::from)
-        })
-}
-
-/// `s` as a JSON string literal (only `"` and `\` need escaping in test target names).
-fn json_string(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', r"\\").replace('"', "\\\""))
-}
-
-/// The contents of a JSON string whose opening quote precedes `s`, unescaped; None if
-/// it is not terminated or has an escape JSON does not define.
-fn parse_json_string_tail(s: &str) -> Option<String> {
-    let mut out = String::new();
-    let mut chars = s.chars();
-    loop {
-        match chars.next()? {
-            '"' => return Some(out),
-            '\\' => match chars.next()? {
-                c @ ('"' | '\\' | '/') => out.push(c),
-                'b' => out.push('\u{8}'),
-                'f' => out.push('\u{c}'),
-                'n' => out.push('\n'),
-                'r' => out.push('\r'),
-                't' => out.push('\t'),
-                'u' => {
-                    let hex: String = chars.by_ref().take(4).collect();
-                    out.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
-                }
-                _ => return None,
-            },
-            c => out.push(c),
-        }
-    }
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
 }
 
 /// The shell command run in the guest: the test binary, one test at a time, without
@@ -1603,11 +1568,7 @@ test result: FAILED. 2 passed; 1 failed; 0 ignored; 0 measured; 14 filtered out;
         // The bin target named netwatch is not a test target.
         assert_eq!(test_executable(messages, "netwatch"), None);
         assert_eq!(test_executable("", "privileged"), None);
-        assert_eq!(
-            parse_json_string_tail(r#"a\u00e9b" tail"#).as_deref(),
-            Some("aéb")
-        );
-        assert_eq!(parse_json_string_tail("unterminated"), None);
+        assert_eq!(test_executable("not json\n{", "privileged"), None);
     }
 
     #[test]
@@ -1663,6 +1624,23 @@ test result: FAILED. 2 passed; 1 failed; 0 ignored; 0 measured; 14 filtered out;
              \x20 6.1     ?                          -       -       0  no VM\n\
              \x20 6.12    6.12.118+deb12-amd64       2       1     123  FAILED\n"
         );
+    }
+
+    /// A renamed test would leave its filter matching nothing, and the VM runs would
+    /// pass without it.
+    #[test]
+    fn vm_tests_name_privileged_tests() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../netwatch/tests")
+            .join(format!("{}.rs", crate::PRIVILEGED_TEST));
+        let source = fs::read_to_string(&path).unwrap();
+        for name in VM_TESTS {
+            assert!(
+                source.contains(&format!("fn {name}(")),
+                "{name} is not a test in {}",
+                path.display()
+            );
+        }
     }
 
     #[test]
