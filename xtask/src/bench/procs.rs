@@ -682,6 +682,15 @@ mod tests {
     fn sleeper(script: &str) -> Proc {
         let mut cmd = Command::new("sh");
         cmd.args(["-c", script]).stdout(Stdio::piped());
+        // A shell's background job starts with SIGINT ignored, and sh cannot undo
+        // that: the tests set the disposition they are about.
+        // SAFETY: signal(2) is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
+                Ok(())
+            });
+        }
         let mut p = Proc::spawn("sleeper", cmd).unwrap();
         let ready = p.stdout.as_mut().unwrap();
         let seen = ready.wait_for(|l| l == "ready", Duration::from_secs(10));
