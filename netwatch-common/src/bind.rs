@@ -17,4 +17,11 @@ pub struct BindEvent {
     pub sock_type: u16,
     pub _pad: u16,
 }
-const _: () = assert!(core::mem::size_of::<BindEvent>() == 80);
+assert_packed!(BindEvent, 80, {
+    header: Header,
+    errno: i32,
+    fd: i32,
+    addr: SockAddr,
+    sock_type: u16,
+    _pad: u16,
+});

@@ -17,9 +17,17 @@ pub struct ConnectEvent {
     pub fd: i32,
     /// [`CONNECT_SYSCALL`] or [`CONNECT_ERROR_REPORT`].
     pub origin: u32,
-    pub _pad: u32,
+    pub _pad: [u32; 2],
 }
-const _: () = assert!(core::mem::size_of::<ConnectEvent>() == 152);
+assert_packed!(ConnectEvent, 152, {
+    header: Header,
+    sock: SockInfo,
+    addr: SockAddr,
+    errno: i32,
+    fd: i32,
+    origin: u32,
+    _pad: [u32; 2],
+});
 
 /// The connect(2) call itself returned the result.
 pub const CONNECT_SYSCALL: u32 = 0;

@@ -2,9 +2,30 @@
 //!
 //! Every record in the ring buffer starts with a [`Header`]; its `kind` says which
 //! struct follows. All types are `#[repr(C)]`, largest fields first, with no `bool`
-//! and explicit padding, and their sizes are pinned at compile time so that a change
+//! and explicit padding, and their layouts are pinned at compile time so that a change
 //! on one side cannot silently disagree with the other.
 #![no_std]
+
+/// Asserts at compile time that a wire struct's fields, listed in declaration order
+/// with their types, follow each other with no padding hole and end at its size: the
+/// kernel and the daemon then agree on every byte, and `Pod` holds (no uninitialised
+/// bytes). Padding is a named `_pad` field.
+macro_rules! assert_packed {
+    ($t:ty, $size:expr, { $($f:ident: $ft:ty),+ $(,)? }) => {
+        const _: () = {
+            let mut end = 0usize;
+            $(
+                assert!(
+                    core::mem::offset_of!($t, $f) == end,
+                    concat!(stringify!($t), ".", stringify!($f), " does not follow the field before it")
+                );
+                end += core::mem::size_of::<$ft>();
+            )+
+            assert!(end == $size, concat!(stringify!($t), ": fields do not add up to its size"));
+            assert!(core::mem::size_of::<$t>() == $size, concat!(stringify!($t), ": wrong size"));
+        };
+    };
+}
 
 pub mod bind;
 pub mod connect;
@@ -71,7 +92,15 @@ pub struct Header {
     /// The task's comm, NUL-padded.
     pub comm: [u8; COMM_LEN],
 }
-const _: () = assert!(core::mem::size_of::<Header>() == 48);
+assert_packed!(Header, 48, {
+    ktime_ns: u64,
+    cgroup_id: u64,
+    kind: u32,
+    tgid: u32,
+    tid: u32,
+    _pad: u32,
+    comm: [u8; COMM_LEN],
+});
 // The kernel programs store `comm` as two words.
 const _: () = assert!(core::mem::offset_of!(Header, comm) % 8 == 0);
 
@@ -90,7 +119,11 @@ pub struct SockAddr {
     pub family: u16,
     pub port: u16,
 }
-const _: () = assert!(core::mem::size_of::<SockAddr>() == 20);
+assert_packed!(SockAddr, 20, {
+    addr: [u8; 16],
+    family: u16,
+    port: u16,
+});
 
 /// What netwatch knows of a socket, read from the kernel's `struct sock` at the
 /// moment of the event (see [`KernelOffsets`]).
@@ -115,7 +148,18 @@ pub struct SockInfo {
     pub flags: u32,
     pub _pad: u32,
 }
-const _: () = assert!(core::mem::size_of::<SockInfo>() == 64);
+assert_packed!(SockInfo, 64, {
+    sk: u64,
+    local: SockAddr,
+    remote: SockAddr,
+    family: u16,
+    sock_type: u16,
+    protocol: u16,
+    state: u8,
+    userlocks: u8,
+    flags: u32,
+    _pad: u32,
+});
 
 /// `SockInfo::flags`: the fd was resolved to a socket and the fields are filled.
 pub const SOCK_RESOLVED: u32 = 1;
@@ -211,6 +255,8 @@ impl Syscall {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Config {
+    /// `--cgroup`: only tasks in this cgroup v2 (id) or below it produce events.
+    pub cgroup_id: u64,
     /// Non-zero: only processes in the `WATCHED` map produce events.
     pub filter_pids: u32,
     /// Non-zero: children forked by this thread group are watched from birth
@@ -218,15 +264,22 @@ pub struct Config {
     pub spawner_tgid: u32,
     /// Non-zero: successful connects are queued too (`-v`).
     pub verbose: u32,
-    /// `--cgroup`: only tasks in this cgroup v2 (id) or below it produce events.
-    pub cgroup_id: u64,
     /// Depth of that cgroup below the root (for bpf_get_current_ancestor_cgroup_id).
     pub cgroup_level: u32,
     /// Always 0: guards instructions the verifier must see but that never run
     /// (`sockaddr::stay_on_kernel_stack` in netwatch-ebpf).
     pub never: u32,
+    pub _pad: u32,
 }
-const _: () = assert!(core::mem::size_of::<Config>() == 32);
+assert_packed!(Config, 32, {
+    cgroup_id: u64,
+    filter_pids: u32,
+    spawner_tgid: u32,
+    verbose: u32,
+    cgroup_level: u32,
+    never: u32,
+    _pad: u32,
+});
 
 /// Offsets of the tracepoint record fields the programs read, from tracefs `format`
 /// files at start-up. [`ABSENT`] marks a field this kernel's record does not have.
@@ -258,7 +311,23 @@ pub struct TpLayout {
     // sched:sched_process_exec
     pub ex_old_pid: u32,
 }
-const _: () = assert!(core::mem::size_of::<TpLayout>() == 60);
+assert_packed!(TpLayout, 60, {
+    rr_skaddr: u32,
+    sr_skaddr: u32,
+    sr_state: u32,
+    sr_reason: u32,
+    sr_saddr: u32,
+    sr_daddr: u32,
+    sr_tuple: u32,
+    sg_sig: u32,
+    sg_code: u32,
+    sg_comm: u32,
+    sg_pid: u32,
+    sg_group: u32,
+    sg_result: u32,
+    pe_group_dead: u32,
+    ex_old_pid: u32,
+});
 
 /// Length of the block at `TpLayout::sr_tuple`.
 pub const SR_TUPLE_LEN: usize = 46;
@@ -353,7 +422,46 @@ pub struct KernelOffsets {
     pub sk_userlocks_shift: u32,
     pub sk_userlocks_mask: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 152);
+assert_packed!(KernelOffsets, 152, {
+    valid: u32,
+    features: u32,
+    task_exit_code: u32,
+    task_files: u32,
+    task_tgid: u32,
+    task_pid: u32,
+    task_sighand: u32,
+    files_fdt: u32,
+    fdt_max_fds: u32,
+    fdt_fd: u32,
+    file_private_data: u32,
+    file_inode: u32,
+    inode_mode: u32,
+    socket_sk: u32,
+    sk_daddr: u32,
+    sk_rcv_saddr: u32,
+    sk_dport: u32,
+    sk_num: u32,
+    sk_family: u32,
+    sk_state: u32,
+    sk_v6_daddr: u32,
+    sk_v6_rcv_saddr: u32,
+    sk_type: u32,
+    sk_protocol: u32,
+    sk_userlocks: u32,
+    sk_err: u32,
+    sighand_action: u32,
+    k_sigaction_size: u32,
+    inet_sport: u32,
+    task_comm: u32,
+    task_cgroups: u32,
+    css_set_dfl_cgrp: u32,
+    cgroup_kn: u32,
+    kernfs_node_id: u32,
+    socket_type: u32,
+    tcp_srtt_us: u32,
+    sk_userlocks_shift: u32,
+    sk_userlocks_mask: u32,
+});
 
 /// `KernelOffsets::features`: `task_struct.exit_code` (exit statuses).
 pub const FEATURE_EXIT_CODE: u32 = 1;
@@ -400,7 +508,9 @@ pub const FAMILY_SENDFILE: usize = 4;
 pub struct ProcCounts {
     pub n: [u64; COUNT_CLASSES * COUNT_FAMILIES],
 }
-const _: () = assert!(core::mem::size_of::<ProcCounts>() == 200);
+assert_packed!(ProcCounts, 200, {
+    n: [u64; COUNT_CLASSES * COUNT_FAMILIES],
+});
 
 impl ProcCounts {
     pub const ZERO: Self = Self {
@@ -437,7 +547,14 @@ pub struct Owner {
     /// return consumes; 0: none.
     pub pending_err: i32,
 }
-const _: () = assert!(core::mem::size_of::<Owner>() == 40);
+assert_packed!(Owner, 40, {
+    cgroup_id: u64,
+    tgid: u32,
+    tid: u32,
+    comm: [u8; COMM_LEN],
+    connecting: u32,
+    pending_err: i32,
+});
 const _: () = assert!(core::mem::offset_of!(Owner, comm) % 8 == 0);
 
 /// Name of the [`Config`] global in the eBPF object.
@@ -453,7 +570,7 @@ pub const WATCHED_MAX: u32 = 16384;
 
 #[cfg(feature = "user")]
 mod user {
-    // SAFETY: plain `#[repr(C)]` integers with no padding holes (sizes asserted above).
+    // SAFETY: plain `#[repr(C)]` integers with no padding holes (`assert_packed!` above).
     unsafe impl aya::Pod for super::Config {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::TpLayout {}

@@ -12,4 +12,9 @@ pub struct ListenEvent {
     /// A [`crate::Syscall`]: listen.
     pub syscall: u32,
 }
-const _: () = assert!(core::mem::size_of::<ListenEvent>() == 120);
+assert_packed!(ListenEvent, 120, {
+    header: Header,
+    sock: SockInfo,
+    fd: i32,
+    syscall: u32,
+});

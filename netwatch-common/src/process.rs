@@ -13,7 +13,11 @@ pub struct ExitEvent {
     pub exit_code: i32,
     pub _pad: u32,
 }
-const _: () = assert!(core::mem::size_of::<ExitEvent>() == 56);
+assert_packed!(ExitEvent, 56, {
+    header: Header,
+    exit_code: i32,
+    _pad: u32,
+});
 
 pub const EXIT_CODE_UNKNOWN: i32 = i32::MIN;
 
@@ -25,7 +29,11 @@ pub struct ForkEvent {
     pub child_tgid: u32,
     pub child_tid: u32,
 }
-const _: () = assert!(core::mem::size_of::<ForkEvent>() == 56);
+assert_packed!(ForkEvent, 56, {
+    header: Header,
+    child_tgid: u32,
+    child_tid: u32,
+});
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,4 +44,8 @@ pub struct ExecEvent {
     pub old_tid: u32,
     pub _pad: u32,
 }
-const _: () = assert!(core::mem::size_of::<ExecEvent>() == 56);
+assert_packed!(ExecEvent, 56, {
+    header: Header,
+    old_tid: u32,
+    _pad: u32,
+});

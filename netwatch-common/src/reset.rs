@@ -23,7 +23,16 @@ pub struct ResetEvent {
     /// Non-zero when the header names the socket's owner.
     pub owner_known: u32,
 }
-const _: () = assert!(core::mem::size_of::<ResetEvent>() == 112);
+assert_packed!(ResetEvent, 112, {
+    header: Header,
+    sk: u64,
+    local: SockAddr,
+    remote: SockAddr,
+    direction: u32,
+    state: i32,
+    reason: u32,
+    owner_known: u32,
+});
 
 pub const RESET_RECEIVED: u32 = 0;
 pub const RESET_SENT: u32 = 1;

@@ -21,7 +21,17 @@ pub struct SignalEvent {
     pub _pad: u32,
     pub target_comm: [u8; COMM_LEN],
 }
-const _: () = assert!(core::mem::size_of::<SignalEvent>() == 96);
+assert_packed!(SignalEvent, 96, {
+    header: Header,
+    handler: u64,
+    target_tid: i32,
+    sig: i32,
+    code: i32,
+    result: i32,
+    group: u32,
+    _pad: u32,
+    target_comm: [u8; COMM_LEN],
+});
 
 pub const HANDLER_UNKNOWN: u64 = u64::MAX;
 

@@ -16,4 +16,11 @@ pub struct SockIoEvent {
     pub syscall: u32,
     pub _pad: u32,
 }
-const _: () = assert!(core::mem::size_of::<SockIoEvent>() == 128);
+assert_packed!(SockIoEvent, 128, {
+    header: Header,
+    sock: SockInfo,
+    errno: i32,
+    fd: i32,
+    syscall: u32,
+    _pad: u32,
+});

@@ -39,6 +39,7 @@ pub static CONFIG: Global<Config> = Global::new(Config {
     cgroup_id: 0,
     cgroup_level: 0,
     never: 0,
+    _pad: 0,
 });
 
 /// Tracepoint record offsets, from tracefs at start-up.

@@ -169,7 +169,7 @@ fn record(kind: &str, cgroup_id: u64, port: u16) -> Vec<u8> {
             errno: 99,
             fd: 4,
             origin: 0,
-            _pad: 0,
+            _pad: [0; 2],
         }),
         "write" => sockio(Syscall::Sendto, 32),
         "read" => sockio(Syscall::Recvfrom, 104),

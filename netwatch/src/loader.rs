@@ -469,6 +469,7 @@ pub fn load(opts: &Options) -> Result<Tracer, LoadError> {
         cgroup_id: opts.cgroup.map_or(0, |(id, _)| id),
         cgroup_level: opts.cgroup.map_or(0, |(_, level)| level),
         never: 0,
+        _pad: 0,
     };
     let mut ebpf = EbpfLoader::new()
         .override_global(CONFIG_GLOBAL, &config, true)

@@ -66,7 +66,7 @@ mod tests {
             errno,
             fd,
             origin,
-            _pad: 0,
+            _pad: [0; 2],
         })
     }
 
