@@ -329,37 +329,48 @@ fn dump(family: u8, protocol: u8, f: &mut dyn FnMut(&InetDiagMsg)) -> io::Result
         if n < 0 {
             return Err(io::Error::last_os_error());
         }
-        let mut data = &buf[..n as usize];
-        while data.len() >= size_of::<NlMsgHdr>() {
-            // SAFETY: length checked; read_unaligned of a plain struct.
-            let hdr: NlMsgHdr = unsafe { data.as_ptr().cast::<NlMsgHdr>().read_unaligned() };
-            let len = hdr.len as usize;
-            if len < size_of::<NlMsgHdr>() || len > data.len() {
-                return Err(io::Error::other("truncated netlink message"));
-            }
-            match hdr.kind {
-                NLMSG_DONE => return Ok(()),
-                NLMSG_ERROR => {
-                    let errno = data
-                        .get(16..20)
-                        .map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
-                    return Err(io::Error::from_raw_os_error(-errno));
-                }
-                _ => {
-                    let body = &data[size_of::<NlMsgHdr>()..len];
-                    if body.len() >= size_of::<InetDiagMsg>() {
-                        // SAFETY: length checked; read_unaligned of a plain struct.
-                        let m: InetDiagMsg =
-                            unsafe { body.as_ptr().cast::<InetDiagMsg>().read_unaligned() };
-                        f(&m);
-                    }
-                }
-            }
-            // Messages are 4-byte aligned (NLMSG_ALIGN).
-            let next = (len + 3) & !3;
-            data = data.get(next..).unwrap_or_default();
+        if parse_batch(&buf[..n as usize], f)? {
+            return Ok(());
         }
     }
+}
+
+/// One `recv` of a sock_diag dump: calls `f` for each socket message; true once the
+/// dump is done. An `NLMSG_ERROR` carrying 0 is an acknowledgement, not an error.
+fn parse_batch(mut data: &[u8], f: &mut dyn FnMut(&InetDiagMsg)) -> io::Result<bool> {
+    while data.len() >= size_of::<NlMsgHdr>() {
+        // SAFETY: length checked; read_unaligned of a plain struct.
+        let hdr: NlMsgHdr = unsafe { data.as_ptr().cast::<NlMsgHdr>().read_unaligned() };
+        let len = hdr.len as usize;
+        if len < size_of::<NlMsgHdr>() || len > data.len() {
+            return Err(io::Error::other("truncated netlink message"));
+        }
+        match hdr.kind {
+            NLMSG_DONE => return Ok(true),
+            NLMSG_ERROR => {
+                let Some(b) = data.get(16..20) else {
+                    return Err(io::Error::other("truncated netlink error message"));
+                };
+                let errno = i32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+                if errno != 0 {
+                    return Err(io::Error::from_raw_os_error(-errno));
+                }
+            }
+            _ => {
+                let body = &data[size_of::<NlMsgHdr>()..len];
+                if body.len() >= size_of::<InetDiagMsg>() {
+                    // SAFETY: length checked; read_unaligned of a plain struct.
+                    let m: InetDiagMsg =
+                        unsafe { body.as_ptr().cast::<InetDiagMsg>().read_unaligned() };
+                    f(&m);
+                }
+            }
+        }
+        // Messages are 4-byte aligned (NLMSG_ALIGN).
+        let next = (len + 3) & !3;
+        data = data.get(next..).unwrap_or_default();
+    }
+    Ok(false)
 }
 
 /// Attach owners: every process with an fd on each socket's inode.
@@ -446,6 +457,41 @@ fn inode_owners(wanted: &[u32]) -> (HashMap<u32, Vec<(u32, Comm)>>, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A netlink message: header, then `body`, padded to 4 bytes.
+    fn nlmsg(kind: u16, body: &[u8]) -> Vec<u8> {
+        let len = size_of::<NlMsgHdr>() + body.len();
+        let mut m = Vec::new();
+        m.extend_from_slice(&(len as u32).to_ne_bytes());
+        m.extend_from_slice(&kind.to_ne_bytes());
+        m.extend_from_slice(&[0; 10]); // flags, seq, pid
+        m.extend_from_slice(body);
+        m.resize(len.next_multiple_of(4), 0);
+        m
+    }
+
+    /// `struct nlmsgerr`: the error, then the request's header.
+    fn nlmsg_error(errno: i32) -> Vec<u8> {
+        let mut body = errno.to_ne_bytes().to_vec();
+        body.extend_from_slice(&[0; 16]);
+        nlmsg(NLMSG_ERROR, &body)
+    }
+
+    #[test]
+    fn a_netlink_ack_is_not_an_error() {
+        let mut seen = 0;
+        let mut batch = nlmsg_error(0);
+        batch.extend(nlmsg(NLMSG_DONE, &[0; 4]));
+        assert!(parse_batch(&batch, &mut |_| seen += 1).unwrap());
+        assert_eq!(seen, 0);
+
+        let err = parse_batch(&nlmsg_error(-libc::EPERM), &mut |_| {}).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EPERM));
+        let truncated = &nlmsg(NLMSG_ERROR, &[])[..];
+        assert!(parse_batch(truncated, &mut |_| {}).is_err());
+        // Not done yet: the dump goes on in the next recv.
+        assert!(!parse_batch(&nlmsg(SOCK_DIAG_BY_FAMILY, &[0; 8]), &mut |_| {}).unwrap());
+    }
 
     #[test]
     fn parses_the_port_range_sysctl() {

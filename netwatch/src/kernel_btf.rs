@@ -144,7 +144,9 @@ impl KernelBtf {
                 | Type::Volatile(_)
                 | Type::Restrict(_)
                 | Type::TypeTag(_) => {
-                    let inner = t.as_btf_type().expect("qualifier types carry a type id");
+                    let inner = t.as_btf_type().ok_or_else(|| {
+                        BtfError::Parse("a typedef or qualifier without a type".into())
+                    })?;
                     self.btf
                         .resolve_chained_type(inner)
                         .map_err(|e| BtfError::Parse(e.to_string()))?
