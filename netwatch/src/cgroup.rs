@@ -33,6 +33,8 @@ pub fn mount() -> Option<PathBuf> {
 pub enum CgroupError {
     #[error("--cgroup {0}: no cgroup v2 hierarchy is mounted")]
     NoHierarchy(String),
+    #[error("--cgroup {path}: not a cgroup: {why}")]
+    NotACgroup { path: String, why: String },
     #[error("--cgroup {path}: no such cgroup under {root}")]
     NotFound {
         path: String,
@@ -41,22 +43,52 @@ pub enum CgroupError {
     },
 }
 
-/// `--cgroup PATH` (relative to the hierarchy, or absolute under its mount) as the
-/// cgroup's id and its depth below the root.
-pub fn resolve_filter(path: &str) -> Result<(u64, u32), CgroupError> {
+/// A `--cgroup` filter: what the kernel compares against, and its path for messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Filter {
+    /// The cgroup's id: its directory's inode number.
+    pub id: u64,
+    /// Its depth below the hierarchy's root.
+    pub level: u32,
+    /// Its path below the root, `/`-separated, `.` and `..` resolved.
+    pub path: String,
+}
+
+/// `--cgroup PATH` (relative to the hierarchy, or absolute under its mount) as a
+/// [`Filter`]. Refused: what is not a cgroup directory (a file such as
+/// `cgroup.procs`, a directory outside the hierarchy), which would filter out
+/// everything.
+pub fn resolve_filter(path: &str) -> Result<Filter, CgroupError> {
     let root = mount().ok_or_else(|| CgroupError::NoHierarchy(path.to_owned()))?;
     let relative = Path::new(path)
         .strip_prefix(&root)
         .unwrap_or(Path::new(path));
     let relative = relative.strip_prefix("/").unwrap_or(relative);
-    let dir = root.join(relative);
-    let meta = fs::metadata(&dir).map_err(|source| CgroupError::NotFound {
+    let not_found = |source| CgroupError::NotFound {
         path: path.to_owned(),
         root: root.display().to_string(),
         source,
-    })?;
-    let level = relative.components().count() as u32;
-    Ok((meta.ino(), level))
+    };
+    let dir = fs::canonicalize(root.join(relative)).map_err(not_found)?;
+    let not_a_cgroup = |why: &str| CgroupError::NotACgroup {
+        path: path.to_owned(),
+        why: why.to_owned(),
+    };
+    let below = dir
+        .strip_prefix(&root)
+        .map_err(|_| not_a_cgroup(&format!("outside the hierarchy at {}", root.display())))?;
+    let meta = fs::metadata(&dir).map_err(not_found)?;
+    if !meta.is_dir() {
+        return Err(not_a_cgroup("a file, not a cgroup's directory"));
+    }
+    if !dir.join("cgroup.procs").exists() {
+        return Err(not_a_cgroup("a directory without cgroup.procs"));
+    }
+    Ok(Filter {
+        id: meta.ino(),
+        level: below.components().count() as u32,
+        path: format!("/{}", below.display()),
+    })
 }
 
 /// What a cgroup path says about where a process runs.
@@ -230,13 +262,26 @@ mod tests {
     #[test]
     fn finds_the_hierarchy_and_resolves_its_root() {
         let Some(root) = mount() else { return };
-        let (id, level) = resolve_filter("/").unwrap();
+        let Filter { id, level, path } = resolve_filter("/").unwrap();
         assert_eq!(id, fs::metadata(&root).unwrap().ino());
-        assert_eq!(level, 0);
+        assert_eq!((level, path.as_str()), (0, "/"));
         assert!(matches!(
             resolve_filter("/no/such/netwatch/cgroup"),
             Err(CgroupError::NotFound { .. })
         ));
+        // The hierarchy's own files, and the way out of it, are not cgroups.
+        for not_a_cgroup in ["/cgroup.procs", "/.."] {
+            assert!(
+                matches!(
+                    resolve_filter(not_a_cgroup),
+                    Err(CgroupError::NotACgroup { .. })
+                ),
+                "{not_a_cgroup}: {:?}",
+                resolve_filter(not_a_cgroup)
+            );
+        }
+        let absolute = resolve_filter(&root.join(".").display().to_string()).unwrap();
+        assert_eq!((absolute.id, absolute.level), (id, 0));
         let mut c = Cgroups::new();
         assert_eq!(c.place(id).map(|p| p.path.as_str()), Some("/"));
     }

@@ -55,8 +55,8 @@ pub struct Args {
     #[arg(long)]
     pub summary_only: bool,
 
-    /// Print nothing on stdout (for a daemon scraped through --metrics); warnings and
-    /// errors still go to stderr.
+    /// Print nothing on stdout (for a daemon scraped through --metrics, or a CI guard:
+    /// --check -- CMD); warnings and errors still go to stderr.
     #[arg(short = 'q', long, conflicts_with = "summary_only")]
     pub quiet: bool,
 
@@ -97,6 +97,28 @@ pub struct Args {
     /// Size of the kernel ring buffer: a power of two, at least 4K (K and M suffixes).
     #[arg(long, value_name = "BYTES", default_value = "4M", value_parser = parse_size)]
     pub ring_buffer_size: u32,
+}
+
+impl Args {
+    /// Combinations that clap's attributes cannot express, each with what to use
+    /// instead; refused like clap's own errors (exit 2).
+    pub fn check_combinations(&self) -> Result<(), String> {
+        if self.quiet && self.output.is_some() {
+            return Err(
+                "--quiet writes nothing, so -o FILE would stay empty: drop --quiet, \
+                        or use --summary-only -o FILE for the summary alone"
+                    .into(),
+            );
+        }
+        if self.quiet && self.metrics.is_none() && self.command.is_empty() {
+            return Err(
+                "--quiet alone prints nothing and serves nothing: add --metrics ADDR \
+                        (a daemon for Prometheus), or use --summary-only"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
 }
 
 fn parse_pid(s: &str) -> Result<u32, String> {
@@ -168,6 +190,19 @@ mod tests {
         let a =
             Args::try_parse_from(["netwatch", "--check", "--summary-only", "--", "true"]).unwrap();
         assert!(a.check && a.summary_only);
+    }
+
+    #[test]
+    fn quiet_needs_somewhere_to_report() {
+        let check = |argv: &[&str]| Args::try_parse_from(argv).unwrap().check_combinations();
+        let alone = check(&["netwatch", "--quiet"]).unwrap_err();
+        assert!(alone.contains("add --metrics ADDR"), "{alone}");
+        let file = check(&["netwatch", "-q", "-o", "/tmp/x"]).unwrap_err();
+        assert!(file.contains("--summary-only -o FILE"), "{file}");
+        assert!(check(&["netwatch", "-q", "--metrics", "9464"]).is_ok());
+        // With a command, the exit status is the report (with --check).
+        assert!(check(&["netwatch", "-q", "--check", "--", "true"]).is_ok());
+        assert!(check(&["netwatch", "-o", "/tmp/x"]).is_ok());
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod log;
 pub mod metrics;
 pub mod output;
 pub mod pipeline;
+pub mod procfs;
 pub mod ringbuf;
 pub mod run;
 pub mod sockaddr;
@@ -51,6 +52,16 @@ pub fn main() -> ExitCode {
             )
             .exit();
     }
+    if let Err(why) = args.check_combinations() {
+        use clap::CommandFactory as _;
+        cli::Args::command()
+            .error(clap::error::ErrorKind::ArgumentConflict, why)
+            .exit();
+    }
+    if let Err(why) = check_stdout(args.quiet || args.output.is_some()) {
+        eprintln!("netwatch: {why}");
+        return ExitCode::FAILURE;
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -68,4 +79,41 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `netwatch >&-`: refused unless nothing goes to stdout (`--quiet`, `-o`), since
+/// netwatch would run for nothing.
+///
+/// Rust's runtime has already given a closed standard fd /dev/null before `main`
+/// (so that no file opened later becomes fd 1), opened read-write; a shell's
+/// `>/dev/null` opens it write-only. A read-write /dev/null on fd 1 is therefore taken
+/// as a stdout that was closed.
+fn check_stdout(stdout_unused: bool) -> Result<(), String> {
+    if stdout_unused || !stdout_was_closed() {
+        return Ok(());
+    }
+    Err(
+        "stdout is closed: the stream would go nowhere (use -o FILE, \
+         or --quiet with --metrics)"
+            .into(),
+    )
+}
+
+fn stdout_was_closed() -> bool {
+    // SAFETY: F_GETFL and fstat only read the fd's state into our buffer.
+    let (flags, st) = unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        (
+            libc::fcntl(1, libc::F_GETFL),
+            (libc::fstat(1, &mut st) == 0).then_some(st),
+        )
+    };
+    let Some(st) = st else {
+        // Still closed (no runtime sanitising): closed.
+        return true;
+    };
+    let dev_null = st.st_mode & libc::S_IFMT == libc::S_IFCHR
+        && libc::major(st.st_rdev) == 1
+        && libc::minor(st.st_rdev) == 3;
+    dev_null && flags != -1 && flags & libc::O_ACCMODE == libc::O_RDWR
 }

@@ -66,3 +66,40 @@ fn double_dash_without_a_command_is_a_usage_error() {
     );
     rejects(&["--check"], 2, "--check");
 }
+
+#[test]
+fn quiet_with_nowhere_to_report_is_a_usage_error() {
+    rejects(&["--quiet"], 2, "add --metrics ADDR");
+    rejects(&["-q", "-j"], 2, "or use --summary-only");
+    rejects(
+        &["--quiet", "-o", "/tmp/netwatch-never-written"],
+        2,
+        "use --summary-only -o FILE",
+    );
+}
+
+/// `netwatch ARGS >&-`: netwatch started with its stdout closed.
+fn run_with_stdout_closed(args: &[&str]) -> (std::process::ExitStatus, String) {
+    let script = r#"exec "$0" "$@" >&-"#;
+    let argv: Vec<&str> = ["-c", script, support::NETWATCH]
+        .into_iter()
+        .chain(args.iter().copied())
+        .collect();
+    let (status, _, err) = support::run_program("sh", &argv, &[]);
+    (status, err)
+}
+
+#[test]
+fn a_closed_stdout_is_refused_when_the_stream_would_go_there() {
+    for args in [&[][..], &["-j"], &["--summary-only"], &["--", "true"]] {
+        let (status, err) = run_with_stdout_closed(args);
+        assert_eq!(status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.starts_with("netwatch: stdout is closed:") && err.lines().count() == 1,
+            "{args:?}: {err}"
+        );
+    }
+    // Nothing goes to stdout: not refused for that (it goes on to the next check).
+    let (_, err) = run_with_stdout_closed(&["-o", "/dev/null", "-p", "2000000000"]);
+    assert!(err.contains("-p 2000000000: no such process"), "{err}");
+}

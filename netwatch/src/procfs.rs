@@ -1,0 +1,68 @@
+//! What /proc says of a process: its thread group, its name, whether it is gone.
+
+use std::{fs, io};
+
+use crate::event::Comm;
+
+/// The thread group (process) `tid` belongs to, from `/proc/TID/status`: `tid` itself
+/// for a process, its process's id for one of its threads; None when there is no such
+/// task.
+pub fn tgid_of(tid: u32) -> io::Result<Option<u32>> {
+    let status = match fs::read_to_string(format!("/proc/{tid}/status")) {
+        Ok(s) => s,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    parse_tgid(&status)
+        .map(Some)
+        .ok_or_else(|| io::Error::other(format!("/proc/{tid}/status has no Tgid line")))
+}
+
+fn parse_tgid(status: &str) -> Option<u32> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Whether `pid` is gone (or a zombie: it will make no more syscalls).
+pub fn exited(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised comm, which may itself contain ')'.
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X')),
+        Err(_) => true,
+    }
+}
+
+/// A live process's comm, or "?".
+pub fn comm_of(pid: u32) -> Comm {
+    let raw = fs::read(format!("/proc/{pid}/comm")).unwrap_or_else(|_| b"?".to_vec());
+    Comm::from_raw(raw.strip_suffix(b"\n").unwrap_or(&raw))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_thread_belongs_to_its_process() {
+        let me = std::process::id();
+        assert_eq!(tgid_of(me).unwrap(), Some(me));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || {
+            // SAFETY: gettid(2) has no preconditions.
+            tx.send(unsafe { libc::gettid() } as u32).unwrap();
+            let _ = done_rx.recv();
+        });
+        let live = rx.recv().unwrap();
+        assert_ne!(live, me);
+        assert_eq!(tgid_of(live).unwrap(), Some(me));
+        drop(done_tx);
+        t.join().unwrap();
+        assert_eq!(parse_tgid("Name:\tx\nTgid:\t42\nPid:\t43\n"), Some(42));
+        assert_eq!(parse_tgid("Name:\tx\n"), None);
+    }
+}
