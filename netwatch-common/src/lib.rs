@@ -491,6 +491,12 @@ pub const SOCK_OWNER_MAX: u32 = 65536;
 pub const PROC_COUNTS_MAP: &str = "PROC_COUNTS";
 pub const PROC_COUNTS_MAX: u32 = 16384;
 
+/// LRU hash from thread-group id to the [`process::ExitEvent`] the ring buffer could
+/// not take: the daemon reads and deletes them, so an exit status (and `--check`'s
+/// verdict on it) survives a full ring buffer.
+pub const LOST_EXITS_MAP: &str = "LOST_EXITS";
+pub const LOST_EXITS_MAX: u32 = 16384;
+
 /// Error classes counted in the kernel: EADDRINUSE, EADDRNOTAVAIL, EPIPE, ECONNRESET,
 /// and every other errno together.
 pub const COUNT_CLASSES: usize = 5;

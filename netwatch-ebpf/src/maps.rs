@@ -7,8 +7,8 @@ use aya_ebpf::{
     maps::{HashMap, LruHashMap, LruPerCpuHashMap, PerCpuArray, ProgramArray, RingBuf},
 };
 use netwatch_common::{
-    Config, EventKind, KernelOffsets, Owner, PROC_COUNTS_MAX, ProcCounts, SOCK_OWNER_MAX, TpLayout,
-    WATCHED_MAX,
+    Config, EventKind, KernelOffsets, LOST_EXITS_MAX, Owner, PROC_COUNTS_MAX, ProcCounts,
+    SOCK_OWNER_MAX, TpLayout, WATCHED_MAX, process::ExitEvent,
 };
 
 use crate::kernel::{self, Current};
@@ -126,6 +126,11 @@ pub static SOCK_OWNER: LruHashMap<u64, Owner> = LruHashMap::with_max_entries(SOC
 #[map]
 pub static PROC_COUNTS: LruPerCpuHashMap<u32, ProcCounts> =
     LruPerCpuHashMap::with_max_entries(PROC_COUNTS_MAX, 0);
+
+/// Exit records the ring buffer could not take, by thread group; read and deleted by
+/// the daemon.
+#[map]
+pub static LOST_EXITS: LruHashMap<u32, ExitEvent> = LruHashMap::with_max_entries(LOST_EXITS_MAX, 0);
 
 /// The zeroed value new PROC_COUNTS entries start from (too large for the stack
 /// next to the handlers' own data).

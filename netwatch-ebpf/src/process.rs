@@ -13,7 +13,7 @@ use netwatch_common::{
 use crate::{
     emit,
     kernel::{self, Current},
-    maps::{self, CONFIG, TP_LAYOUT, WATCHED},
+    maps::{self, CONFIG, LOST_EXITS, TP_LAYOUT, WATCHED},
     tp::field,
 };
 
@@ -41,13 +41,21 @@ fn try_exit(ctx: &TracePointContext) -> Option<()> {
         // The pid may be reused by an unrelated process.
         let _ = WATCHED.remove(&tgid);
     }
-    let mut slot = emit::reserve::<ExitEvent>(EventKind::Exit)?;
-    slot.write(ExitEvent {
+    let ev = ExitEvent {
         header: emit::header(EventKind::Exit, current),
         exit_code,
         _pad: 0,
-    });
-    slot.submit();
+    };
+    match emit::reserve::<ExitEvent>(EventKind::Exit) {
+        Some(mut slot) => {
+            slot.write(ev);
+            slot.submit();
+        }
+        // Kept for the daemon: an exit status decides `--check`.
+        None => {
+            let _ = LOST_EXITS.insert(&tgid, &ev, 0);
+        }
+    }
     Some(())
 }
 

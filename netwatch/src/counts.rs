@@ -1,19 +1,20 @@
 //! The kernel's per-process counts of failures whose records were lost (PROC_COUNTS):
 //! read and deleted when a process has exited, and for every process left at the end
-//! of the run; added to the stream's counts, they make them exact.
+//! of the run; added to the stream's counts, they make them exact. And the exit
+//! records the ring buffer could not take (LOST_EXITS), handed back as records.
 
 use aya::{
     Ebpf,
-    maps::{MapData, MapError, PerCpuHashMap},
+    maps::{HashMap, MapData, MapError, PerCpuHashMap},
 };
-use netwatch_common::{PROC_COUNTS_MAP, ProcCounts};
+use netwatch_common::{LOST_EXITS_MAP, PROC_COUNTS_MAP, ProcCounts, process::ExitEvent};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CountsError {
     #[error("map {0} is missing from the eBPF object")]
     Missing(&'static str),
-    #[error("map {PROC_COUNTS_MAP}")]
-    Map(#[source] MapError),
+    #[error("map {0}")]
+    Map(&'static str, #[source] MapError),
 }
 
 pub struct KernelCounts {
@@ -26,7 +27,7 @@ impl KernelCounts {
             .take_map(PROC_COUNTS_MAP)
             .ok_or(CountsError::Missing(PROC_COUNTS_MAP))?;
         Ok(Self {
-            map: PerCpuHashMap::try_from(map).map_err(CountsError::Map)?,
+            map: PerCpuHashMap::try_from(map).map_err(|e| CountsError::Map(PROC_COUNTS_MAP, e))?,
         })
     }
 
@@ -48,6 +49,34 @@ impl KernelCounts {
     /// Entries in the map now.
     pub fn occupancy(&self) -> usize {
         self.map.keys().filter(Result::is_ok).count()
+    }
+}
+
+/// Exit records the ring buffer could not take (LOST_EXITS), kept by the kernel.
+pub struct LostExits {
+    map: HashMap<MapData, u32, [u8; size_of::<ExitEvent>()]>,
+}
+
+impl LostExits {
+    pub fn new(ebpf: &mut Ebpf) -> Result<Self, CountsError> {
+        let map = ebpf
+            .take_map(LOST_EXITS_MAP)
+            .ok_or(CountsError::Missing(LOST_EXITS_MAP))?;
+        Ok(Self {
+            map: HashMap::try_from(map).map_err(|e| CountsError::Map(LOST_EXITS_MAP, e))?,
+        })
+    }
+
+    /// Every record kept, as the ring buffer would have handed it over; removed.
+    pub fn take_all(&mut self) -> Vec<[u8; size_of::<ExitEvent>()]> {
+        let pids: Vec<u32> = self.map.keys().filter_map(Result::ok).collect();
+        pids.into_iter()
+            .filter_map(|pid| {
+                let record = self.map.get(&pid, 0).ok()?;
+                let _ = self.map.remove(&pid);
+                Some(record)
+            })
+            .collect()
     }
 }
 

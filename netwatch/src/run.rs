@@ -3,7 +3,7 @@
 use std::{
     ffi::OsString,
     io::{self, BufWriter},
-    os::unix::process::ExitStatusExt as _,
+    os::unix::{ffi::OsStrExt as _, process::ExitStatusExt as _},
     path::Path,
     process::ExitCode,
     sync::Arc,
@@ -20,12 +20,16 @@ use tokio::{
 use crate::{
     cli::Args,
     clock::Clock,
-    counts::KernelCounts,
-    event::Comm,
+    counts::{KernelCounts, LostExits},
+    event::escape_name,
     loader::{self, Options},
     metrics::{self, Metrics},
-    output::{self, Format, Printer, RunStats, sink::Sink},
+    output::{
+        self, Format, Printer, RunStats,
+        sink::{OnLoss, Sink},
+    },
     pipeline::{Pipeline, View},
+    procfs,
     ringbuf::{Lost, Reader},
 };
 
@@ -38,11 +42,7 @@ const LOST_INTERVAL: Duration = Duration::from_secs(1);
 pub const EXIT_FLAGGED: u8 = 86;
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    for &pid in &args.pids {
-        if !Path::new(&format!("/proc/{pid}")).exists() {
-            bail!("-p {pid}: no such process");
-        }
-    }
+    let pids = resolve_pids(&args.pids)?;
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut sighup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
@@ -54,12 +54,19 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .transpose()?;
     // Before anything is loaded: a metrics port in use stops netwatch with the reason.
     let metrics_listener = args.metrics.map(metrics::bind).transpose()?;
+    let metrics_addr = metrics_listener
+        .as_ref()
+        .map(|l| {
+            l.local_addr()
+                .context("--metrics: the listening socket's address")
+        })
+        .transpose()?;
     let spawner = (!args.command.is_empty()).then(std::process::id);
     let mut tracer = loader::load(&Options {
-        pids: args.pids.clone(),
+        pids: pids.clone(),
         spawner,
         verbose: args.verbose,
-        cgroup,
+        cgroup: cgroup.as_ref().map(|f| (f.id, f.level)),
         ring_buffer_size: args.ring_buffer_size,
     })?;
     for why in &tracer.disabled {
@@ -67,8 +74,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     // A process that ended while the programs were loading is not being watched:
     // say so rather than trace nothing.
-    for &pid in &args.pids {
-        if exited(pid) {
+    for &pid in &pids {
+        if procfs::exited(pid) {
             bail!("-p {pid}: the process exited before tracing started");
         }
     }
@@ -83,13 +90,21 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut reader = Reader::new(&mut tracer.ebpf)?;
     let mut lost = Lost::new(&mut tracer.ebpf)?;
     let kernel_counts = KernelCounts::new(&mut tracer.ebpf)?;
+    let lost_exits = LostExits::new(&mut tracer.ebpf)?;
 
     let format = if args.json {
         Format::Json
     } else {
         Format::Text
     };
-    let sink = Sink::new(args.output.clone()).with_context(|| {
+    // With -- CMD the exit status is the result: losing the output must not end the
+    // trace (see output::sink).
+    let on_loss = if spawner.is_some() {
+        OnLoss::Discard
+    } else {
+        OnLoss::Fail
+    };
+    let sink = Sink::new(args.output.clone(), on_loss).with_context(|| {
         format!(
             "-o {}",
             args.output.as_deref().unwrap_or(Path::new("-")).display()
@@ -100,19 +115,27 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         format,
         Clock::new(),
     );
-    let scope = match (&args.pids[..], spawner) {
+    let mut scope = match (&pids[..], spawner) {
         ([], None) => "the whole host".to_owned(),
         (pids, spawner) => {
             let mut parts: Vec<String> = pids.iter().map(|p| format!("pid {p}")).collect();
             if spawner.is_some() {
-                parts.push(format!("{:?}", args.command[0]));
+                parts.push(format!(
+                    "command {}",
+                    escape_name(args.command[0].as_bytes())
+                ));
             }
             format!("{} and their children", parts.join(", "))
         }
     };
+    if let Some(f) = &cgroup {
+        scope = format!("{scope} in cgroup {}", escape_name(f.path.as_bytes()));
+    }
+    let serving =
+        metrics_addr.map_or_else(String::new, |a| format!("; metrics on http://{a}/metrics"));
     // Tests and scripts wait for this line: everything is attached from here on.
     tracing::info!(
-        "ready: tracing {scope} ({}); Ctrl-C to stop",
+        "ready: tracing {scope} ({}){serving}; Ctrl-C to stop",
         tracer.attached.join(", ")
     );
 
@@ -126,8 +149,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         None => None,
     };
 
-    let roots = args
-        .pids
+    let roots = pids
         .iter()
         .copied()
         .chain(child.as_ref().and_then(Child::id));
@@ -137,6 +159,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         lost: &mut lost,
         pipeline: Pipeline::new(out, view, metrics),
         kernel_counts,
+        lost_exits,
+        recovered_exits: 0,
         ring_size: args.ring_buffer_size,
         lost_seen: Vec::new(),
     };
@@ -153,22 +177,23 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             out, classifier, ..
         } = &mut streams.pipeline;
         for (pid, counts) in streams.kernel_counts.take_all() {
-            classifier.lost_counts(pid, &counts, || comm_of(pid));
+            classifier.lost_counts(pid, &counts, || procfs::comm_of(pid));
         }
-        if args.quiet {
-            return Ok(code);
+        if !args.quiet {
+            out.summary(
+                &classifier.summary(),
+                &RunStats {
+                    lost,
+                    exits_recovered: streams.recovered_exits,
+                    missed,
+                    proc_counts_entries: entries,
+                    watched_entries,
+                    evicted: classifier.evicted(),
+                },
+            )?;
+            out.flush()?;
         }
-        out.summary(
-            &classifier.summary(),
-            &RunStats {
-                lost,
-                missed,
-                proc_counts_entries: entries,
-                watched_entries,
-                evicted: classifier.evicted(),
-            },
-        )?;
-        out.flush()?;
+        // Whether anything was printed or not: --quiet --check -- CMD is a CI guard.
         if args.check && classifier.any_flagged_exit_zero() {
             eprintln!(
                 "netwatch: check failed: a process exited 0 after a failed bind (see the diagnosis)"
@@ -190,9 +215,30 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// `-p` values as the processes the kernel filters on: a thread's id stands for its
+/// process (said on stderr: the kernel filters thread groups), and each process once.
+fn resolve_pids(given: &[u32]) -> anyhow::Result<Vec<u32>> {
+    let mut pids = Vec::with_capacity(given.len());
+    for &pid in given {
+        let tgid = procfs::tgid_of(pid)
+            .with_context(|| format!("-p {pid}: reading /proc/{pid}/status"))?
+            .ok_or_else(|| anyhow::anyhow!("-p {pid}: no such process"))?;
+        if tgid != pid {
+            tracing::info!(
+                "-p {pid} is a thread of process {tgid} ({}): tracing process {tgid}, all its threads",
+                procfs::comm_of(tgid)
+            );
+        }
+        if !pids.contains(&tgid) {
+            pids.push(tgid);
+        }
+    }
+    Ok(pids)
+}
+
 /// Start CMD; on failure print why and return the shell's exit code for it.
 fn spawn(command: &[OsString]) -> Result<Child, ExitCode> {
-    let name = command[0].to_string_lossy();
+    let name = escape_name(command[0].as_bytes());
     match Command::new(&command[0]).args(&command[1..]).spawn() {
         Ok(child) => Ok(child),
         Err(e) => {
@@ -220,15 +266,12 @@ struct Streams<'a, W: io::Write> {
     lost: &'a mut Lost,
     pipeline: Pipeline<W>,
     kernel_counts: KernelCounts,
+    lost_exits: LostExits,
+    /// Exit records the kernel kept when the ring buffer was full.
+    recovered_exits: u64,
     ring_size: u32,
     /// Lost records per kind as last passed on to the metrics.
     lost_seen: Vec<(EventKind, u64)>,
-}
-
-/// A live process's comm, or "?".
-fn comm_of(pid: u32) -> Comm {
-    let raw = std::fs::read(format!("/proc/{pid}/comm")).unwrap_or_else(|_| b"?".to_vec());
-    Comm::from_raw(raw.strip_suffix(b"\n").unwrap_or(&raw))
 }
 
 impl Streams<'_, BufWriter<Sink>> {
@@ -310,6 +353,12 @@ impl Streams<'_, BufWriter<Sink>> {
             }
             if stop || last_lost_check.elapsed() >= LOST_INTERVAL {
                 last_lost_check = Instant::now();
+                self.pipeline.out.writer_mut().get_mut().check_reader()?;
+                for record in self.lost_exits.take_all() {
+                    self.recovered_exits += 1;
+                    let counts = &mut self.kernel_counts;
+                    self.pipeline.record(&record, |pid| counts.take(pid))?;
+                }
                 if let Some(m) = &self.pipeline.metrics {
                     for (kind, total) in self.lost.by_kind()? {
                         let seen = self.lost_seen.iter_mut().find(|(k, _)| *k == kind);
@@ -343,17 +392,6 @@ fn forward(child: &Child, sig: i32) {
     if let Some(pid) = child.id() {
         // SAFETY: kill(2) on our own child.
         unsafe { libc::kill(pid as i32, sig) };
-    }
-}
-
-/// Whether `pid` is gone (or a zombie: it will make no more syscalls).
-fn exited(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the parenthesised comm, which may itself contain ')'.
-        Ok(stat) => stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X')),
-        Err(_) => true,
     }
 }
 

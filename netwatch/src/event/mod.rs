@@ -190,31 +190,49 @@ impl Comm {
     /// sequences to a terminal. The same text goes into JSON (where it is then escaped
     /// as JSON), so both outputs show one spelling.
     pub fn escaped(&self) -> EscapedComm {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut out = EscapedComm {
             len: 0,
             bytes: [0; 4 * COMM_LEN],
         };
         for &b in self.as_bytes() {
-            let (text, n): ([u8; 4], usize) = match b {
-                b'\\' => ([b'\\', b'\\', 0, 0], 2),
-                0x21..=0x7e => ([b, 0, 0, 0], 1),
-                _ => (
-                    [
-                        b'\\',
-                        b'x',
-                        HEX[usize::from(b >> 4)],
-                        HEX[usize::from(b & 0xf)],
-                    ],
-                    4,
-                ),
-            };
+            let (text, n) = escape_byte(b);
             let at = usize::from(out.len);
             out.bytes[at..at + n].copy_from_slice(&text[..n]);
             out.len += n as u8;
         }
         out
     }
+}
+
+/// One byte of a name as shown: itself when printable ASCII (not a space), `\\` for a
+/// backslash, else `\xNN`. Returns the text and its length.
+fn escape_byte(b: u8) -> ([u8; 4], usize) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    match b {
+        b'\\' => ([b'\\', b'\\', 0, 0], 2),
+        0x21..=0x7e => ([b, 0, 0, 0], 1),
+        _ => (
+            [
+                b'\\',
+                b'x',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xf)],
+            ],
+            4,
+        ),
+    }
+}
+
+/// Any name from outside (a command line, a path) escaped as [`Comm::escaped`] does,
+/// for messages: no byte of it can reach a terminal as a control character.
+pub fn escape_name(raw: &[u8]) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for &b in raw {
+        let (text, n) = escape_byte(b);
+        // Only ASCII is ever produced.
+        out.extend(text[..n].iter().map(|&c| char::from(c)));
+    }
+    out
 }
 
 /// A comm as shown (see [`Comm::escaped`]): printable ASCII only, at most 4 bytes per

@@ -391,7 +391,7 @@ pub fn summary(out: &mut impl Write, procs: &[&Process], stats: &RunStats) -> io
         .collect();
     ndjson(
         out,
-        &json!({"kind": "summary_end", "processes": procs.len(), "lost": total, "lossy": total > 0 || !missed.is_empty(), "lost_by_kind": by_kind, "missed_runs": missed, "kernel_map_entries": {"proc_counts": stats.proc_counts_entries, "watched": stats.watched_entries}, "processes_left_out": stats.evicted}),
+        &json!({"kind": "summary_end", "processes": procs.len(), "lost": total, "lossy": total > 0 || !missed.is_empty(), "lost_by_kind": by_kind, "exits_recovered": stats.exits_recovered, "missed_runs": missed, "kernel_map_entries": {"proc_counts": stats.proc_counts_entries, "watched": stats.watched_entries}, "processes_left_out": stats.evicted}),
     )
 }
 

@@ -34,6 +34,8 @@ pub enum Format {
 pub struct RunStats {
     /// Records the kernel could not queue, per kind.
     pub lost: Vec<(EventKind, u64)>,
+    /// Of the lost exit records, those the kernel kept (LOST_EXITS) and netwatch read.
+    pub exits_recovered: u64,
     /// Runs of each kernel program the kernel skipped (another BPF program was running
     /// on that CPU), programs with none left out.
     pub missed: Vec<(&'static str, u64)>,

@@ -224,10 +224,7 @@ pub fn summary(out: &mut impl Write, procs: &[&Process], stats: &RunStats) -> io
         }
     }
     if lost > 0 {
-        writeln!(
-            out,
-            "lossy: {lost} events were lost (ring buffer full); counts above miss them"
-        )?;
+        losses(out, stats, lost)?;
     }
     if !stats.missed.is_empty() {
         let missed: u64 = stats.missed.iter().map(|(_, n)| n).sum();
@@ -241,6 +238,58 @@ pub fn summary(out: &mut impl Write, procs: &[&Process], stats: &RunStats) -> io
             "lossy: the kernel skipped {missed} runs of netwatch's programs ({}) while another BPF program ran on the same CPU; failures in them are not counted",
             programs.join(", ")
         )?;
+    }
+    Ok(())
+}
+
+/// What the lost records take from the summary, and what they do not.
+fn losses(out: &mut impl Write, stats: &RunStats, lost: u64) -> io::Result<()> {
+    use netwatch_common::EventKind as K;
+    let of = |kinds: &[K]| -> u64 {
+        stats
+            .lost
+            .iter()
+            .filter(|(k, _)| kinds.contains(k))
+            .map(|(_, n)| n)
+            .sum()
+    };
+    let by_kind: Vec<String> = stats
+        .lost
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| format!("{} {n}", super::kind_name(*k)))
+        .collect();
+    writeln!(
+        out,
+        "lossy: {lost} records were lost (ring buffer full: {})",
+        by_kind.join(", ")
+    )?;
+    let mut exact = vec!["the error counts (the kernel counts failures whose records it lost)"];
+    let mut incomplete = Vec::new();
+    if of(&[K::Bind, K::Connect, K::SockIo]) > 0 {
+        incomplete.push("the diagnoses of the lost failures");
+    }
+    let exits = of(&[K::Exit]);
+    if exits > 0 && stats.exits_recovered >= exits {
+        exact.push("EXIT (the kernel kept the lost exit records)");
+    } else if exits > 0 {
+        incomplete.push("EXIT of some processes");
+    }
+    if of(&[K::Signal]) > 0 {
+        incomplete.push("SIGPIPE");
+    }
+    if of(&[K::Reset]) > 0 {
+        incomplete.push("RST IN/OUT");
+    }
+    if of(&[K::Listen]) > 0 {
+        incomplete.push("recoveries by a later listen (FLAGS)");
+    }
+    if of(&[K::Fork, K::Exec]) > 0 {
+        incomplete.push("forks and execs (children and new names)");
+    }
+    writeln!(out, "  exact: {}", exact.join("; "))?;
+    if !incomplete.is_empty() {
+        writeln!(out, "  incomplete: {}", incomplete.join("; "))?;
     }
     Ok(())
 }
@@ -297,5 +346,47 @@ mod tests {
         );
         assert!(!text.contains('\x1b'));
         assert!(lines[1].len() <= 82);
+    }
+}
+
+#[cfg(test)]
+mod loss_tests {
+    use netwatch_common::EventKind;
+
+    use super::*;
+
+    fn closing(lost: &[(EventKind, u64)], exits_recovered: u64) -> String {
+        let stats = RunStats {
+            lost: lost.to_vec(),
+            exits_recovered,
+            ..RunStats::default()
+        };
+        let mut out = Vec::new();
+        summary(&mut out, &[], &stats).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn the_closing_lines_say_what_losses_leave_exact() {
+        let text = closing(&[(EventKind::Bind, 900), (EventKind::Exit, 3)], 3);
+        assert!(
+            text.contains("lossy: 903 records were lost (ring buffer full: bind 900, exit 3)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  exact: the error counts (the kernel counts failures whose records it lost); EXIT (the kernel kept the lost exit records)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  incomplete: the diagnoses of the lost failures\n"),
+            "{text}"
+        );
+        // An exit the kernel could not keep, and a lost SIGPIPE.
+        let text = closing(&[(EventKind::Exit, 2), (EventKind::Signal, 1)], 1);
+        assert!(
+            text.contains("  incomplete: EXIT of some processes; SIGPIPE\n"),
+            "{text}"
+        );
+        assert!(!closing(&[], 0).contains("lossy"));
     }
 }

@@ -25,6 +25,8 @@ pub struct Netwatch {
     lines: Receiver<String>,
     seen: Vec<String>,
     stderr: Option<thread::JoinHandle<String>>,
+    /// The `netwatch: ready: ...` line.
+    ready: String,
 }
 
 impl Netwatch {
@@ -74,7 +76,7 @@ impl Netwatch {
             let mut line = String::new();
             while stderr.read_line(&mut line).unwrap_or(0) > 0 {
                 if line.starts_with("netwatch: ready") {
-                    let _ = ready_tx.send(());
+                    let _ = ready_tx.send(line.trim_end().to_owned());
                 }
                 all.push_str(&line);
                 line.clear();
@@ -88,18 +90,27 @@ impl Netwatch {
             lines,
             seen: Vec::new(),
             stderr: Some(stderr),
+            ready: String::new(),
         };
-        if ready_rx.recv_timeout(TIMEOUT).is_err() {
-            let _ = nw.child.kill();
-            let _ = nw.child.wait();
-            let err = nw.stderr.take().unwrap().join().unwrap_or_default();
-            panic!("netwatch did not become ready within {TIMEOUT:?}; stderr:\n{err}");
+        match ready_rx.recv_timeout(TIMEOUT) {
+            Ok(line) => nw.ready = line,
+            Err(_) => {
+                let _ = nw.child.kill();
+                let _ = nw.child.wait();
+                let err = nw.stderr.take().unwrap().join().unwrap_or_default();
+                panic!("netwatch did not become ready within {TIMEOUT:?}; stderr:\n{err}");
+            }
         }
         nw
     }
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The ready line netwatch printed on stderr.
+    pub fn ready_line(&self) -> &str {
+        &self.ready
     }
 
     /// Wait until a line satisfies `pred`; returns it. Panics with everything seen on timeout.
