@@ -65,6 +65,7 @@ pub const VM_TESTS: &[&str] = &[
     "sendfile_to_a_client_that_left_mid_transfer_is_epipe",
     "sigpipe_ignored_keeps_running_and_sigpipe_default_kills",
     "exit_status_is_reported_once_per_thread_group",
+    "lost_exit_records_are_kept_by_the_kernel_and_check_still_fails",
     "a_non_blocking_connect_that_fails_later_is_caught",
     "events_name_their_cgroup_and_the_cgroup_filter_keeps_the_rest_out",
     "tracefs_not_mounted_is_mounted_by_netwatch",

@@ -85,7 +85,7 @@ impl Sink {
         // whatever `events` asks: a pipe whose reader closed gives POLLERR.
         let n = unsafe { libc::poll(&mut pfd, 1, 0) };
         if n == 1 && pfd.revents & (libc::POLLERR | libc::POLLHUP) != 0 {
-            return self.failed(io::Error::from(io::ErrorKind::BrokenPipe));
+            return self.failed(io::Error::from_raw_os_error(libc::EPIPE));
         }
         Ok(())
     }

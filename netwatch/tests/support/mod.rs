@@ -157,6 +157,28 @@ impl Netwatch {
         }
     }
 
+    /// For an unfiltered JSON stream: everything recorded before now has been read.
+    /// A marker process fails one bind and the stream is read up to its record: the
+    /// ring buffer keeps the order in which records were made, so what a negative
+    /// check looks for would have come before it.
+    pub fn sync(&mut self) {
+        let (status, out, err) = run_program(
+            "python3",
+            &[
+                "-c",
+                "import os, socket\n\
+                 try:\n    socket.socket().bind(('203.0.113.1', 1))\n\
+                 except OSError:\n    print(os.getpid())",
+            ],
+            &[],
+        );
+        assert!(status.success(), "the marker failed: {err}");
+        let marker: u64 = out.trim().parse().expect("the marker's pid");
+        self.wait_json("the marker's failed bind", |v| {
+            v["kind"] == "bind" && v["pid"] == marker
+        });
+    }
+
     /// Every JSON object seen so far.
     pub fn json_seen(&self) -> Vec<Value> {
         self.seen
@@ -269,7 +291,8 @@ pub fn run_program(
 pub struct Actor {
     child: Child,
     stdin: Option<ChildStdin>,
-    out: BufReader<std::process::ChildStdout>,
+    /// The script's stdout, line by line.
+    out: Receiver<String>,
 }
 
 const PRELUDE: &str = r#"
@@ -304,7 +327,15 @@ impl Actor {
             .spawn()
             .expect("spawning python3");
         let stdin = child.stdin.take();
-        let out = BufReader::new(child.stdout.take().unwrap());
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let (tx, out) = mpsc::channel();
+        thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
         let mut a = Self { child, stdin, out };
         let pid: u32 = a.read("pid").parse().unwrap();
         assert_eq!(pid, a.child.id(), "the prefix must exec python3 in place");
@@ -315,10 +346,16 @@ impl Actor {
         self.child.id()
     }
 
-    /// Read the next `key=value` line the script prints and check its key.
+    /// Read the next `key=value` line the script prints and check its key; fails
+    /// after the test timeout.
     pub fn read(&mut self, key: &str) -> String {
-        let mut line = String::new();
-        self.out.read_line(&mut line).expect("reading from actor");
+        let line = match self.out.recv_timeout(TIMEOUT) {
+            Ok(line) => line,
+            Err(_) => panic!(
+                "actor {} said nothing within {TIMEOUT:?} (waiting for {key})",
+                self.child.id()
+            ),
+        };
         let (k, v) = line
             .trim_end()
             .split_once('=')
