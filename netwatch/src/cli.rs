@@ -72,7 +72,8 @@ pub struct Args {
     pub output: Option<std::path::PathBuf>,
 
     /// Serve Prometheus/OpenMetrics metrics on http://ADDR/metrics. ADDR is PORT (on
-    /// 127.0.0.1), IP:PORT or [IPv6]:PORT: listening beyond loopback is explicit.
+    /// 127.0.0.1), localhost:PORT, IP:PORT or [IPv6]:PORT: listening beyond loopback
+    /// is explicit. Port 0 picks a free one; the ready line says which.
     #[arg(long, value_name = "ADDR", value_parser = crate::metrics::parse_addr)]
     pub metrics: Option<std::net::SocketAddr>,
 

@@ -234,7 +234,6 @@ fn a_missing_tracepoint_disables_only_its_source_with_a_warning() {
     dies.read("local");
     let (peer, _) = listener.accept().unwrap();
     reset(peer);
-    std::thread::sleep(Duration::from_millis(50));
     dies.go();
     let pid = dies.pid();
     dies.wait();
@@ -242,7 +241,7 @@ fn a_missing_tracepoint_disables_only_its_source_with_a_warning() {
     nw.wait_json("the SIGPIPE death", |v| {
         v["kind"] == "exit" && v["pid"] == pid
     });
-    nw.settle(Duration::from_millis(200));
+    nw.sync();
     assert!(
         nw.json_seen().iter().all(|v| v["kind"] != "signal"),
         "{:?}",
@@ -445,6 +444,8 @@ fn reset_client(port: u16) -> String {
 c = socket.socket(); c.connect(("127.0.0.1", {port}))
 say(local=c.getsockname()[1])
 go()
+# recv waits for the peer's reset, if it has not arrived yet; bounded.
+c.settimeout(20)
 try:
     c.recv(10); say(recv=0)
 except OSError as e:
@@ -493,7 +494,6 @@ fn peer_reset(env: &[(&str, &str)]) -> Netwatch {
     let local: u16 = client.read("local").parse().unwrap();
     let (server_side, _) = listener.accept().unwrap();
     reset(server_side);
-    std::thread::sleep(Duration::from_millis(50));
     client.go();
     assert_eq!(client.read("recv"), "104");
     assert_eq!(client.read("send"), "32");
@@ -568,7 +568,7 @@ for call in (lambda: os.write(w, b"x"), lambda: os.writev(w, [b"x"])):
     nw.wait_json("the writer's exit", |v| {
         v["kind"] == "exit" && v["pid"] == pid
     });
-    nw.settle(Duration::from_millis(200));
+    nw.sync();
     let sends: Vec<Value> = nw
         .json_seen()
         .into_iter()
@@ -644,7 +644,9 @@ signal.signal(signal.SIGPIPE, signal.{disposition})
 c = socket.socket(); c.connect(("127.0.0.1", {port}))
 say(local=c.getsockname()[1])
 go()
-# The reset is reported once as ECONNRESET; every write after it is EPIPE.
+# The reset is reported once as ECONNRESET (recv waits for it, bounded); every write
+# after it is EPIPE.
+c.settimeout(20)
 try:
     c.recv(10)
 except ConnectionResetError:
@@ -671,7 +673,6 @@ fn sigpipe_ignored_keeps_running_and_sigpipe_default_kills() {
         let (peer, _) = listener.accept().unwrap();
         reset(peer);
     }
-    std::thread::sleep(Duration::from_millis(50));
     ignores.go();
     dies.go();
     assert_eq!(ignores.read("err"), "32");
@@ -824,6 +825,174 @@ fn command_mode_sees_early_errors_and_returns_the_command_status() {
     assert_eq!(status.code(), Some(128 + 9), "{err}");
 }
 
+/// netwatch with piped stdout and stderr, once ready: the child (stdout still in it,
+/// for the test to close), and stderr's lines as they come.
+fn spawn_ready(args: &[&str]) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead as _;
+    let mut child = std::process::Command::new(support::NETWATCH)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawning netwatch");
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let ready = rx.recv_timeout(support::TIMEOUT);
+    assert!(
+        ready
+            .as_deref()
+            .is_ok_and(|l| l.starts_with("netwatch: ready")),
+        "not ready: {ready:?}"
+    );
+    (child, rx)
+}
+
+/// Waits up to the test timeout for `path` to exist, then fails the bind of
+/// `daphne` (the port is held) and exits 0.
+fn daphne_after(path: &std::path::Path, port: u16) -> String {
+    format!(
+        "import os, time\n\
+         deadline = time.monotonic() + {}\n\
+         while not os.path.exists({path:?}) and time.monotonic() < deadline:\n    time.sleep(0.01)\n{}",
+        support::TIMEOUT.as_secs(),
+        daphne(port, 0, None)
+    )
+}
+
+#[test]
+fn losing_the_output_keeps_tracing_the_command_and_its_exit_status() {
+    require_root();
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port();
+
+    // `netwatch --check -- CMD | head -0`: the reader leaves before CMD's failed bind;
+    // the check still sees it.
+    let go = std::env::temp_dir().join(format!("netwatch-test-go-{}", std::process::id()));
+    let _ = fs::remove_file(&go);
+    let script = daphne_after(&go, port);
+    let (mut child, stderr) = spawn_ready(&["-j", "--check", "--", "python3", "-c", &script]);
+    drop(child.stdout.take());
+    fs::write(&go, "").unwrap();
+    let status = support::wait_bounded(&mut child);
+    fs::remove_file(&go).unwrap();
+    let err: Vec<String> = stderr.try_iter().collect();
+    assert_eq!(status.code(), Some(86), "{err:?}");
+    let said: Vec<&String> = err
+        .iter()
+        .filter(|l| l.contains("the stream stops here"))
+        .collect();
+    assert_eq!(said.len(), 1, "said once: {err:?}");
+    assert!(
+        said[0].starts_with("netwatch: warning: writing to stdout: Broken pipe"),
+        "{err:?}"
+    );
+
+    // A full disk: the same, and CMD's own status otherwise.
+    let (status, _, err) = run(
+        &[
+            "-o",
+            "/dev/full",
+            "--check",
+            "--",
+            "python3",
+            "-c",
+            &daphne(port, 0, None),
+        ],
+        &[],
+    );
+    assert_eq!(status.code(), Some(86), "{err}");
+    assert_eq!(
+        err.matches("writing to /dev/full: No space left on device")
+            .count(),
+        1,
+        "{err}"
+    );
+    let (status, _, err) = run(&["-o", "/dev/full", "--", "sh", "-c", "exit 3"], &[]);
+    assert_eq!(status.code(), Some(3), "{err}");
+    // Nothing printed at all: the status is the whole report.
+    let (status, out, err) = run(
+        &[
+            "--quiet",
+            "--check",
+            "--",
+            "python3",
+            "-c",
+            &daphne(port, 0, None),
+        ],
+        &[],
+    );
+    assert_eq!(status.code(), Some(86), "{err}");
+    assert!(out.is_empty(), "{out}");
+}
+
+#[test]
+fn a_reader_that_left_ends_a_quiet_trace() {
+    require_root();
+    // Nothing to report: the only watched process sleeps.
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let (mut child, _stderr) = spawn_ready(&["-p", &sleeper.id().to_string()]);
+    drop(child.stdout.take());
+    let status = support::wait_bounded(&mut child);
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn a_thread_id_traces_its_process_and_repeats_count_once() {
+    require_root();
+    let mut actor = Actor::spawn(
+        r#"
+import threading
+def fail():
+    go()
+    s = socket.socket()
+    try:
+        s.bind(("203.0.113.1", 1))
+    except OSError as e:
+        say(err=e.errno)
+t = threading.Thread(target=fail); t.start()
+say(tid=t.native_id)
+t.join()
+"#,
+    );
+    let tid = actor.read("tid");
+    let pid = actor.pid().to_string();
+    assert_ne!(tid, pid);
+    let mut nw = Netwatch::start(&["-j", "-p", &tid, "-p", &pid, "-p", &tid]);
+    assert!(
+        nw.ready_line()
+            .contains(&format!("tracing pid {pid} and their children")),
+        "one process, once: {}",
+        nw.ready_line()
+    );
+    actor.go();
+    assert_eq!(actor.read("err"), "99");
+    let v = nw.wait_json("the thread's failed bind", |v| {
+        v["kind"] == "bind" && v["pid"] == actor.pid()
+    });
+    assert_eq!(v["tid"].to_string(), tid, "{v}");
+    assert!(actor.wait().success());
+    let (_, _, err) = nw.stop();
+    assert!(
+        err.contains(&format!(
+            "netwatch: -p {tid} is a thread of process {pid} (python3): tracing process {pid}"
+        )),
+        "{err}"
+    );
+}
+
 #[test]
 fn command_that_cannot_start_exits_127_or_126() {
     require_root();
@@ -833,6 +1002,14 @@ fn command_that_cannot_start_exits_127_or_126() {
         err.contains("netwatch: /nonexistent/netwatch-test-cmd: command not found"),
         "{err}"
     );
+    // A hostile name reaches the terminal escaped, never as control characters.
+    let (status, _, err) = run(&["--", "/nonexistent/\x1b[2Jnetwatch\nline"], &[]);
+    assert_eq!(status.code(), Some(127), "{err}");
+    assert!(
+        err.contains("netwatch: /nonexistent/\\x1b[2Jnetwatch\\x0aline: command not found"),
+        "{err:?}"
+    );
+    assert!(!err.contains('\x1b'), "{err:?}");
     // A file without execute permission.
     let path = std::env::temp_dir().join(format!("netwatch-test-noexec-{}", std::process::id()));
     fs::write(&path, "#!/bin/sh\nexit 0\n").unwrap();
@@ -1502,6 +1679,79 @@ say(binds=binds, pipes=pipes)
     );
 }
 
+/// Daphne under a full ring buffer: children that fail a bind thousands of times and
+/// exit 0 while their siblings keep the one-page ring full. Their exit records are
+/// lost from the ring; the kernel keeps them, so the summary and --check stay exact.
+#[test]
+fn lost_exit_records_are_kept_by_the_kernel_and_check_still_fails() {
+    require_root();
+    const KIDS: usize = 40;
+    const BINDS: usize = 3000;
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port();
+    let script = format!(
+        r#"
+import os, socket
+kids = []
+for i in range({KIDS}):
+    pid = os.fork()
+    if pid == 0:
+        s = socket.socket()
+        for j in range({BINDS}):
+            try:
+                s.bind(("127.0.0.1", {port}))
+            except OSError:
+                pass
+        os._exit(0)
+    kids.append(pid)
+for k in kids:
+    os.waitpid(k, 0)
+print("kids", *kids, flush=True)
+"#
+    );
+    let (status, out, err) = run(
+        &[
+            "-j",
+            "--check",
+            "--ring-buffer-size",
+            "4K",
+            "--",
+            "python3",
+            "-c",
+            &script,
+        ],
+        &[],
+    );
+    assert_eq!(status.code(), Some(86), "{err}");
+    let kids: Vec<u64> = out
+        .lines()
+        .find_map(|l| l.strip_prefix("kids "))
+        .expect("the children's pids")
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert_eq!(kids.len(), KIDS);
+    let events = json_lines(&out);
+    let end = events
+        .iter()
+        .find(|v| v["kind"] == "summary_end")
+        .expect("summary_end");
+    let lost_exits = end["lost_by_kind"]["exit"].as_u64().unwrap_or(0);
+    assert!(
+        lost_exits > 0,
+        "no exit record was lost: the test did not fill the ring buffer: {end}"
+    );
+    assert_eq!(end["exits_recovered"], lost_exits, "{end}");
+    for kid in kids {
+        let s = events
+            .iter()
+            .find(|v| v["kind"] == "summary" && v["pid"] == kid)
+            .unwrap_or_else(|| panic!("no summary for child {kid}"));
+        assert_eq!(s["exit"], "exit 0", "{s}");
+        assert_eq!(s["counts"]["EADDRINUSE"]["bind"], BINDS, "{s}");
+    }
+}
+
 // ---------------------------------------------------------------------------------
 // Bad input and a hostile host: one clear line, a documented exit code, no panic.
 // ---------------------------------------------------------------------------------
@@ -1740,7 +1990,7 @@ fn command_mode_forwards_signals_and_a_second_sigint_exits_at_once() {
     // second one ends netwatch at once.
     let pidfile = std::env::temp_dir().join(format!("netwatch-test-cmd-{}", std::process::id()));
     let script = format!(
-        "import os, signal, time\nopen({:?}, 'w').write(str(os.getpid()))\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\ntime.sleep(30)",
+        "import os, signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nopen({0:?} + '.tmp', 'w').write(str(os.getpid()))\nos.rename({0:?} + '.tmp', {0:?})\ntime.sleep(30)",
         pidfile.to_str().unwrap()
     );
     let nw = Netwatch::start(&["--", "python3", "-c", &script]);
@@ -1749,7 +1999,6 @@ fn command_mode_forwards_signals_and_a_second_sigint_exits_at_once() {
         assert!(std::time::Instant::now() < deadline);
         std::thread::sleep(Duration::from_millis(20));
     }
-    std::thread::sleep(Duration::from_millis(50));
     let cmd: i32 = fs::read_to_string(&pidfile)
         .unwrap()
         .trim()
@@ -2148,7 +2397,16 @@ fn sighup_reopens_the_output_file_for_log_rotation() {
     fs::rename(&log, &rotated).unwrap();
     // SAFETY: kill(2) on netwatch, which this test started.
     unsafe { libc::kill(nw.pid() as i32, libc::SIGHUP) };
-    std::thread::sleep(Duration::from_millis(200));
+    // Reopening creates the file again under its name.
+    let deadline = std::time::Instant::now() + support::TIMEOUT;
+    while !log.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "SIGHUP never reopened {}",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     fail_once(2222);
     wait_for(&log, "\"port\":2222");
     let (status, seen, stderr) = nw.stop();
@@ -2453,5 +2711,212 @@ say(alarms=len(alarms))
     assert_eq!(v["after_einprogress"], true, "reported on the socket");
     assert_eq!(v["comm"], "python3", "attributed to the socket's owner");
     assert_eq!(v["addr"]["ip"], "10.200.0.2");
+    nw.finish();
+}
+
+// ---------------------------------------------------------------------------------
+// Metrics under load: a connection flood and file descriptors running out.
+// ---------------------------------------------------------------------------------
+
+/// Raise this process's RLIMIT_NOFILE soft limit to `want` (at most the hard limit).
+fn raise_nofile(want: libc::rlim_t) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills the struct it is given.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    assert_eq!(
+        rc,
+        0,
+        "getrlimit(RLIMIT_NOFILE): {}",
+        std::io::Error::last_os_error()
+    );
+    if limit.rlim_cur < want {
+        limit.rlim_cur = want.min(limit.rlim_max);
+        // SAFETY: setrlimit reads the struct it is given.
+        let rc = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
+        assert_eq!(
+            rc,
+            0,
+            "setrlimit(RLIMIT_NOFILE): {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    assert!(
+        limit.rlim_cur >= want,
+        "RLIMIT_NOFILE: the hard limit {} is below the {want} this test needs",
+        limit.rlim_max
+    );
+}
+
+/// One GET /metrics on a fresh connection, every step bounded; returns (status line,
+/// body).
+fn try_scrape(addr: std::net::SocketAddr) -> std::io::Result<(String, String)> {
+    use std::io::{Read as _, Write as _};
+    let step = Duration::from_secs(2);
+    let mut s = std::net::TcpStream::connect_timeout(&addr, step)?;
+    s.set_read_timeout(Some(step))?;
+    s.set_write_timeout(Some(step))?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+    let mut response = String::new();
+    s.read_to_string(&mut response)?;
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    Ok((
+        head.lines().next().unwrap_or_default().to_owned(),
+        body.to_owned(),
+    ))
+}
+
+/// With 256 file descriptors and 2,000 idle connections to its metrics port, netwatch
+/// keeps reading the ring buffer (an event arrives) and answers a scrape soon after:
+/// connections over its cap are closed at once, idle ones time out, and failed
+/// accepts back off instead of spinning the thread the reader shares.
+/// The metrics address the ready line names.
+fn metrics_addr(nw: &Netwatch) -> std::net::SocketAddr {
+    let ready = nw.ready_line();
+    let port: u16 = ready
+        .split_once("; metrics on http://127.0.0.1:")
+        .and_then(|(_, rest)| rest.split_once("/metrics"))
+        .and_then(|(port, _)| port.parse().ok())
+        .unwrap_or_else(|| panic!("no metrics address in the ready line {ready:?}"));
+    std::net::SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// Up to `n` idle connections to `addr`, bounded in time; and what stopped it early.
+fn open_flood(
+    addr: std::net::SocketAddr,
+    n: usize,
+) -> (Vec<std::net::TcpStream>, Option<std::io::Error>) {
+    // Connecting outpaces netwatch's accepts: a SYN that finds the accept queue full
+    // is dropped and sent again a second later, hence a timeout above that.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut flood = Vec::with_capacity(n);
+    while flood.len() < n && std::time::Instant::now() < deadline {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3)) {
+            Ok(s) => flood.push(s),
+            Err(e) => return (flood, Some(e)),
+        }
+    }
+    (flood, None)
+}
+
+/// An open-files limit barely above netwatch's own descriptors: a connection flood
+/// must not take the ones the trace needs (a per-CPU map lookup opens sysfs), which
+/// once ended netwatch with EMFILE. The ring buffer keeps being read; scrapes answer
+/// again once the flood has gone.
+#[test]
+fn metrics_connections_leave_netwatch_its_own_descriptors() {
+    require_root();
+    let mut nw = Netwatch::start_under(
+        &["prlimit", "--nofile=80:80"],
+        &["-j", "--metrics", "0"],
+        &[],
+    );
+    let addr = metrics_addr(&nw);
+    let (flood, stopped_by) = open_flood(addr, 300);
+    assert!(
+        flood.len() >= 100,
+        "only {} connections ({stopped_by:?})",
+        flood.len()
+    );
+    let mut actor = Actor::spawn(
+        "s = socket.socket()\ntry:\n    s.bind(('203.0.113.1', 1))\nexcept OSError as e:\n    say(err=e.errno)",
+    );
+    assert_eq!(actor.read("err"), "99", "EADDRNOTAVAIL");
+    let pid = actor.pid();
+    assert!(actor.wait().success());
+    std::thread::sleep(Duration::from_millis(500));
+    if !support::alive(nw.pid()) {
+        let (st, seen, err) = nw.stop();
+        panic!("DEBUG {st:?} {seen:?} {err}");
+    }
+    nw.wait_json("the failed bind while out of descriptors", |v| {
+        is_bind_of(v, pid, 99)
+    });
+    drop(flood);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        match try_scrape(addr) {
+            Ok((status, body)) if status.split_whitespace().nth(1) == Some("200") => {
+                assert!(body.contains("netwatch_events"), "{body}");
+                break;
+            }
+            other => assert!(
+                std::time::Instant::now() < deadline,
+                "no scrape answered within 15 s of the flood's end: {other:?}"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // A second later the lost-record counters are read again (a per-CPU map lookup
+    // opens sysfs): the trace must still be running.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(support::alive(nw.pid()), "netwatch ended");
+    let (status, _, stderr) = nw.stop();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains("--metrics: at most 1 connections at once"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn metrics_survive_a_connection_flood() {
+    require_root();
+    const FLOOD: usize = 2_000;
+    // The flood's client ends are this process's descriptors.
+    raise_nofile(FLOOD as libc::rlim_t + 100);
+    let mut nw = Netwatch::start_under(
+        &["prlimit", "--nofile=256:256"],
+        &["-j", "--metrics", "0"],
+        &[],
+    );
+    let addr = metrics_addr(&nw);
+    let (flood, stopped_by) = open_flood(addr, FLOOD);
+    // More connections than netwatch has descriptors: without the cap it runs out.
+    assert!(
+        flood.len() > 256,
+        "only {} connections opened ({stopped_by:?}): no flood",
+        flood.len()
+    );
+
+    // The ring buffer is still read: a failure during the flood is reported.
+    let mut actor = Actor::spawn(
+        "s = socket.socket()\ntry:\n    s.bind(('203.0.113.1', 1))\nexcept OSError as e:\n    say(err=e.errno)\ngo()",
+    );
+    assert_eq!(actor.read("err"), "99", "EADDRNOTAVAIL");
+    let pid = actor.pid();
+    nw.wait_json("the failed bind during the flood", |v| {
+        is_bind_of(v, pid, 99)
+    });
+    actor.go();
+    assert!(actor.wait().success());
+
+    // And a scrape is answered, the flood still open.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let mut tries = 0;
+    let body = loop {
+        tries += 1;
+        let last = match try_scrape(addr) {
+            Ok((status, body)) if status.split_whitespace().nth(1) == Some("200") => break body,
+            Ok((status, _)) => format!("status {status:?}"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no scrape answered within 15 s ({tries} tries, {} flood connections open); last: {last}",
+            flood.len()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(body.contains("netwatch_events"), "{body}");
+    assert!(
+        body.contains(
+            r#"netwatch_errors_total{class="EADDRNOTAVAIL",syscall="bind",comm="python3"}"#
+        ),
+        "{body}"
+    );
+    drop(flood);
     nw.finish();
 }

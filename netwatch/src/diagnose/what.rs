@@ -82,6 +82,25 @@ impl What {
     pub const EXIT_ZERO_AFTER_BIND_FAILURE: &'static str = "exit_zero_after_bind_failure";
     pub const KILLED_BY_SIGPIPE: &'static str = "killed_by_sigpipe";
 
+    /// Every diagnosis's [`name`](Self::name), in declaration order: the series the
+    /// metrics expose at 0 before the first diagnosis of each kind.
+    pub const NAMES: [&'static str; 14] = [
+        Self::EXIT_ZERO_AFTER_BIND_FAILURE,
+        "port_held",
+        "port_time_wait",
+        "port_orphaned",
+        "port_freed",
+        "port_in_use",
+        "address_not_local",
+        "ephemeral_ports_exhausted",
+        "tuple_collision",
+        "connection_refused",
+        Self::KILLED_BY_SIGPIPE,
+        "reset_by_peer",
+        "peer_gone",
+        "port_released",
+    ];
+
     /// Stable name (JSON `diagnosis`, summary FLAGS).
     pub fn name(&self) -> &'static str {
         match self {
@@ -233,5 +252,69 @@ impl What {
                 ms(*after_ns)
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+
+    #[test]
+    fn names_lists_every_variant_in_order() {
+        let addr = Addr::Inet((Ipv4Addr::LOCALHOST, 80).into());
+        // One of each variant, in declaration order.
+        let all = [
+            What::ExitZeroAfterBindFailure { addr, errno: 98 },
+            What::PortHeld {
+                port: 80,
+                holders: Vec::new(),
+            },
+            What::PortTimeWait {
+                port: 80,
+                sockets: 1,
+            },
+            What::PortOrphaned {
+                port: 80,
+                sockets: 1,
+                state: TcpState(7),
+            },
+            What::PortFreed { port: 80 },
+            What::PortInUse {
+                port: 80,
+                why: String::new(),
+            },
+            What::AddressNotLocal { addr },
+            What::EphemeralExhausted {
+                dst: addr,
+                range: None,
+            },
+            What::TupleCollision {
+                src_port: 80,
+                dst: addr,
+            },
+            What::ConnectionRefused { dst: addr },
+            What::KilledBySigpipe { after: None },
+            What::ResetByPeer {
+                syscall: Syscall::Connect,
+                peer: addr,
+                rst_ago_ns: None,
+            },
+            What::PeerGone {
+                syscall: Syscall::Connect,
+                peer: addr,
+                rst_ago_ns: None,
+            },
+            What::PortReleased {
+                race: false,
+                port: 80,
+                holder: 1,
+                holder_comm: Comm::from_raw(b"x"),
+                after_ns: 0,
+            },
+        ];
+        let names: Vec<&str> = all.iter().map(What::name).collect();
+        assert_eq!(names, What::NAMES);
     }
 }

@@ -28,6 +28,15 @@ pub enum Fate {
 }
 
 impl Fate {
+    /// Every fate: the series the metrics expose at 0 before the first SIGPIPE.
+    pub const ALL: [Self; 5] = [
+        Self::Ignored,
+        Self::Caught,
+        Self::Fatal,
+        Self::Delivered,
+        Self::NotQueued,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Self::Ignored => "ignored",
