@@ -109,20 +109,19 @@ fn pid_filter_shows_the_watched_process_only() {
     nw.wait_json("the watched process's EADDRNOTAVAIL", |v| {
         is_bind_of(v, wpid, 99)
     });
-    // Both processes are done; give the stream several drain periods.
-    nw.settle(Duration::from_millis(300));
-    let leaked: Vec<String> = nw
-        .json_seen()
+    // Both processes are done; stopping drains everything the kernel recorded.
+    let (status, seen, _) = nw.stop();
+    assert!(status.success());
+    let leaked: Vec<&String> = seen
         .iter()
-        .filter(|v| v["pid"] != wpid)
-        .map(Value::to_string)
+        .filter(|l| {
+            serde_json::from_str::<Value>(l).is_ok_and(|v| !v["pid"].is_null() && v["pid"] != wpid)
+        })
         .collect();
     assert!(
         leaked.is_empty(),
         "events from unwatched processes (other pid {opid}): {leaked:?}"
     );
-    let (status, _, _) = nw.stop();
-    assert!(status.success());
 }
 
 #[test]
@@ -747,16 +746,17 @@ for t in ts: t.join()
         let v = nw.wait_json(status, |v| v["kind"] == "exit" && v["pid"] == *pid);
         assert_eq!(v["status"], status);
     }
-    nw.settle(Duration::from_millis(200));
+    // Stopping drains everything the kernel recorded.
+    let (status, seen, stderr) = nw.stop();
+    assert!(status.success(), "{stderr}");
     for pid in pids {
-        let n = nw
-            .json_seen()
+        let n = seen
             .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
             .filter(|v| v["kind"] == "exit" && v["pid"] == pid)
             .count();
         assert_eq!(n, 1, "pid {pid}: one exit per process, not per thread");
     }
-    nw.finish();
 }
 
 /// Holds a loopback port, and on `go` forks a child that binds it (EADDRINUSE).
@@ -2340,18 +2340,25 @@ fn events_name_their_cgroup_and_the_cgroup_filter_keeps_the_rest_out() {
     });
     assert_eq!(v["cgroup"]["path"], format!("/{}", cg.name), "{v}");
     assert!(v["cgroup"]["id"].as_u64().unwrap() > 1);
-    nw.settle(Duration::from_millis(300));
     assert!(
-        nw.json_seen().iter().all(|v| v["pid"] != opid),
-        "an event from outside the cgroup: {:?}",
-        nw.seen()
+        nw.ready_line().contains(&format!("in cgroup /{}", cg.name)),
+        "{}",
+        nw.ready_line()
+    );
+    // Stopping drains everything the kernel recorded.
+    let (status, seen, stderr) = nw.stop();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        seen.iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .all(|v| v["pid"] != opid),
+        "an event from outside the cgroup: {seen:?}"
     );
     // Text output tags the line with the cgroup.
     let line = text.wait_line("the text line", |l| {
         l.split_whitespace().nth(1) == Some(&ipid.to_string())
     });
     assert!(line.ends_with(&format!("[cgroup /{}]", cg.name)), "{line}");
-    nw.finish();
     text.finish();
 
     let (status, _, err) = run(&["--cgroup", "/netwatch-no-such-cgroup"], &[]);
@@ -2534,9 +2541,9 @@ s.setsockopt(socket.IPPROTO_TCP, socket.TCP_SYNCNT, 1)
 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, 300)
 "#;
 
-/// The connect events of `pid` seen so far, after letting `nw` settle.
+/// The connect events of `pid` recorded so far (`nw` traces the whole host).
 fn connect_events(nw: &mut Netwatch, pid: u32) -> Vec<Value> {
-    nw.settle(Duration::from_millis(500));
+    nw.sync();
     nw.json_seen()
         .into_iter()
         .filter(|v| v["kind"] == "connect" && v["pid"] == pid)

@@ -197,7 +197,7 @@ impl Netwatch {
         // SAFETY: plain kill(2) on our own child.
         unsafe { libc::kill(self.child.id() as i32, sig) };
         let status = wait_bounded(&mut self.child);
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
+        while let Ok(line) = self.lines.recv_timeout(TIMEOUT) {
             self.seen.push(line);
         }
         let stderr = self.stderr.take().unwrap().join().unwrap_or_default();
