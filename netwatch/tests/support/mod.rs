@@ -146,17 +146,6 @@ impl Netwatch {
         serde_json::from_str(&line).unwrap()
     }
 
-    /// Collect whatever arrives during `d` (the stream drains on a short timer).
-    pub fn settle(&mut self, d: Duration) {
-        let deadline = Instant::now() + d;
-        while let Ok(line) = self
-            .lines
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        {
-            self.seen.push(line);
-        }
-    }
-
     /// For an unfiltered JSON stream: everything recorded before now has been read.
     /// A marker process fails one bind and the stream is read up to its record: the
     /// ring buffer keeps the order in which records were made, so what a negative
