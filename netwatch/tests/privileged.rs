@@ -896,39 +896,23 @@ fn losing_the_output_keeps_tracing_the_command_and_its_exit_status() {
     );
 
     // A full disk: the same, and CMD's own status otherwise.
-    let (status, _, err) = run(
-        &[
-            "-o",
-            "/dev/full",
-            "--check",
-            "--",
-            "python3",
-            "-c",
-            &daphne(port, 0, None),
-        ],
-        &[],
-    );
+    let script = daphne(port, 0, None);
+    let daphne_under = |flags: &[&str]| {
+        let args: Vec<&str> = flags
+            .iter()
+            .copied()
+            .chain(["--", "python3", "-c", &script])
+            .collect();
+        run(&args, &[])
+    };
+    let (status, _, err) = daphne_under(&["-o", "/dev/full", "--check"]);
     assert_eq!(status.code(), Some(86), "{err}");
-    assert_eq!(
-        err.matches("writing to /dev/full: No space left on device")
-            .count(),
-        1,
-        "{err}"
-    );
+    let said = err.matches("writing to /dev/full: No space left on device");
+    assert_eq!(said.count(), 1, "{err}");
     let (status, _, err) = run(&["-o", "/dev/full", "--", "sh", "-c", "exit 3"], &[]);
     assert_eq!(status.code(), Some(3), "{err}");
     // Nothing printed at all: the status is the whole report.
-    let (status, out, err) = run(
-        &[
-            "--quiet",
-            "--check",
-            "--",
-            "python3",
-            "-c",
-            &daphne(port, 0, None),
-        ],
-        &[],
-    );
+    let (status, out, err) = daphne_under(&["--quiet", "--check"]);
     assert_eq!(status.code(), Some(86), "{err}");
     assert!(out.is_empty(), "{out}");
 }
