@@ -29,6 +29,7 @@ macro_rules! assert_packed {
 
 pub mod bind;
 pub mod connect;
+pub mod errno;
 pub mod listen;
 pub mod process;
 pub mod reset;
@@ -56,6 +57,32 @@ pub enum EventKind {
 impl EventKind {
     /// Number of kinds plus one: the size of per-kind counter arrays (index 0 unused).
     pub const COUNT: u32 = 10;
+    pub const ALL: [Self; 9] = [
+        Self::Bind,
+        Self::Connect,
+        Self::SockIo,
+        Self::Listen,
+        Self::Reset,
+        Self::Signal,
+        Self::Exit,
+        Self::Fork,
+        Self::Exec,
+    ];
+
+    /// The kind's name (`lost_by_kind`, metrics labels, warnings).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Bind => "bind",
+            Self::Connect => "connect",
+            Self::SockIo => "sockio",
+            Self::Listen => "listen",
+            Self::Reset => "reset",
+            Self::Signal => "signal",
+            Self::Exit => "exit",
+            Self::Fork => "fork",
+            Self::Exec => "exec",
+        }
+    }
 
     pub const fn from_u32(v: u32) -> Option<Self> {
         Some(match v {
@@ -497,42 +524,126 @@ pub const PROC_COUNTS_MAX: u32 = 16384;
 pub const LOST_EXITS_MAP: &str = "LOST_EXITS";
 pub const LOST_EXITS_MAX: u32 = 16384;
 
-/// Error classes counted in the kernel: EADDRINUSE, EADDRNOTAVAIL, EPIPE, ECONNRESET,
-/// and every other errno together.
-pub const COUNT_CLASSES: usize = 5;
-/// Syscall families counted in the kernel: bind, connect, send, recv, sendfile.
-pub const COUNT_FAMILIES: usize = 5;
-pub const FAMILY_BIND: usize = 0;
-pub const FAMILY_CONNECT: usize = 1;
-pub const FAMILY_SEND: usize = 2;
-pub const FAMILY_RECV: usize = 3;
-pub const FAMILY_SENDFILE: usize = 4;
+/// The error classes failures are counted by, in the kernel and the daemon alike:
+/// the four netwatch explains, and every other errno together.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ErrorClass {
+    AddrInUse = 0,
+    AddrNotAvail = 1,
+    Pipe = 2,
+    ConnReset = 3,
+    Other = 4,
+}
 
-/// Lost failures of one process: `n[class * COUNT_FAMILIES + family]`.
+impl ErrorClass {
+    pub const COUNT: usize = 5;
+    /// The classes with an errno of their own.
+    pub const NAMED: [Self; 4] = [
+        Self::AddrInUse,
+        Self::AddrNotAvail,
+        Self::Pipe,
+        Self::ConnReset,
+    ];
+
+    /// The class of a positive errno.
+    pub const fn of(errno: i32) -> Self {
+        match errno {
+            errno::EADDRINUSE => Self::AddrInUse,
+            errno::EADDRNOTAVAIL => Self::AddrNotAvail,
+            errno::EPIPE => Self::Pipe,
+            errno::ECONNRESET => Self::ConnReset,
+            _ => Self::Other,
+        }
+    }
+
+    /// The errno of a named class; 0 for [`Self::Other`].
+    pub const fn errno(self) -> i32 {
+        match self {
+            Self::AddrInUse => errno::EADDRINUSE,
+            Self::AddrNotAvail => errno::EADDRNOTAVAIL,
+            Self::Pipe => errno::EPIPE,
+            Self::ConnReset => errno::ECONNRESET,
+            Self::Other => 0,
+        }
+    }
+}
+
+/// The syscall families failures are counted by.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Family {
+    Bind = 0,
+    Connect = 1,
+    Send = 2,
+    Recv = 3,
+    Sendfile = 4,
+    /// listen, accept, accept4: counted from the stream only.
+    Listen = 5,
+}
+
+impl Family {
+    /// The families the kernel counts lost failures of: the first five.
+    pub const COUNTED: usize = 5;
+    pub const ALL: [Self; 6] = [
+        Self::Bind,
+        Self::Connect,
+        Self::Send,
+        Self::Recv,
+        Self::Sendfile,
+        Self::Listen,
+    ];
+
+    pub const fn of(syscall: Syscall) -> Self {
+        match syscall {
+            Syscall::Bind => Self::Bind,
+            Syscall::Connect => Self::Connect,
+            Syscall::Listen | Syscall::Accept | Syscall::Accept4 => Self::Listen,
+            Syscall::Sendfile64 => Self::Sendfile,
+            s if s.is_send() => Self::Send,
+            _ => Self::Recv,
+        }
+    }
+
+    /// The name counts are shown under (JSON `counts`, the summary).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Bind => "bind",
+            Self::Connect => "connect",
+            Self::Send => "send",
+            Self::Recv => "recv",
+            Self::Sendfile => "sendfile",
+            Self::Listen => "listen",
+        }
+    }
+}
+
+/// Lost failures of one process: `n[class * Family::COUNTED + family]`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProcCounts {
-    pub n: [u64; COUNT_CLASSES * COUNT_FAMILIES],
+    pub n: [u64; ErrorClass::COUNT * Family::COUNTED],
 }
 assert_packed!(ProcCounts, 200, {
-    n: [u64; COUNT_CLASSES * COUNT_FAMILIES],
+    n: [u64; ErrorClass::COUNT * Family::COUNTED],
 });
 
 impl ProcCounts {
     pub const ZERO: Self = Self {
-        n: [0; COUNT_CLASSES * COUNT_FAMILIES],
+        n: [0; ErrorClass::COUNT * Family::COUNTED],
     };
 
-    /// The counter index for a positive errno in a family.
-    pub const fn index(errno: i32, family: usize) -> usize {
-        let class = match errno {
-            98 => 0,  // EADDRINUSE
-            99 => 1,  // EADDRNOTAVAIL
-            32 => 2,  // EPIPE
-            104 => 3, // ECONNRESET
-            _ => 4,
+    /// The counter of a class in one of the families the kernel counts (the first
+    /// [`Family::COUNTED`]). The kernel never counts `Family::Listen`; the index stays
+    /// in bounds for it all the same (the verifier needs that), in sendfile's slot.
+    pub const fn index(class: ErrorClass, family: Family) -> usize {
+        let family = family as usize;
+        let family = if family < Family::COUNTED {
+            family
+        } else {
+            Family::COUNTED - 1
         };
-        class * COUNT_FAMILIES + family
+        class as usize * Family::COUNTED + family
     }
 }
 

@@ -2,7 +2,7 @@
 //! bind was recovered).
 
 use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
-use netwatch_common::{EventKind, FAMILY_BIND, bind::BindEvent};
+use netwatch_common::{EventKind, Family, bind::BindEvent};
 
 use crate::{
     emit,
@@ -40,7 +40,7 @@ fn exit(ret: i64, current: Current) -> Option<()> {
         EventKind::Bind,
         current.tgid(),
         -ret as i32,
-        FAMILY_BIND,
+        Family::Bind,
     )?;
     let ev = slot.zeroed();
     ev.header = emit::header(EventKind::Bind, current);

@@ -6,8 +6,12 @@ use aya_ebpf::{
     programs::{RawTracePointContext, TracePointContext},
 };
 use netwatch_common::{
-    AF_INET, AF_INET6, EventKind, FAMILY_CONNECT, FEATURE_SK_ERR, Owner,
+    AF_INET, AF_INET6, EventKind, FEATURE_SK_ERR, Family, Owner,
     connect::{CONNECT_ERROR_REPORT, CONNECT_SYSCALL, ConnectEvent},
+    errno::{
+        EAGAIN, EALREADY, ECONNREFUSED, EHOSTDOWN, EHOSTUNREACH, EINPROGRESS, EINTR, ENETDOWN,
+        ENETUNREACH, ERESTARTSYS, ETIMEDOUT,
+    },
 };
 
 use crate::{
@@ -18,20 +22,7 @@ use crate::{
     sockaddr, syscalls,
 };
 
-const EINTR: i64 = 4;
-const EAGAIN: i64 = 11;
-const EALREADY: i64 = 114;
-const EINPROGRESS: i64 = 115;
-/// A blocking connect interrupted by a signal, before the kernel turns this into
-/// EINTR or restarts the call (include/linux/errno.h).
-const ERESTARTSYS: i64 = 512;
 const IPPROTO_TCP: u16 = 6;
-const ENETDOWN: i32 = 100;
-const ENETUNREACH: i32 = 101;
-const ETIMEDOUT: i32 = 110;
-const ECONNREFUSED: i32 = 111;
-const EHOSTDOWN: i32 = 112;
-const EHOSTUNREACH: i32 = 113;
 
 #[tracepoint(category = "syscalls", name = "sys_exit_connect")]
 pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
@@ -50,6 +41,8 @@ fn exit(ret: i64, current: Current) -> Option<()> {
     let args = SyscallArgs::of(current)?;
     // connect(int fd, const struct sockaddr *addr, socklen_t addrlen)
     let fd = args.arg(0) as i32;
+    // connect(2) returns 0 or -errno.
+    let neg = (-ret) as i32;
     let what = current.fd_after(fd, ret);
     let sk = match what {
         Fd::Socket(s) => s.sk,
@@ -60,7 +53,7 @@ fn exit(ret: i64, current: Current) -> Option<()> {
     // Only a connection-oriented inet socket (or vsock, whose entry is never used)
     // returns EINPROGRESS, the result of every non-blocking connect: no read then.
     let family = match what {
-        Fd::Socket(_) if -ret == EINPROGRESS => AF_INET,
+        Fd::Socket(_) if neg == EINPROGRESS => AF_INET,
         Fd::Socket(s) => kernel::family(s.sk),
         _ => sockaddr::user_family(args.arg(1), args.arg(2)),
     };
@@ -74,8 +67,9 @@ fn exit(ret: i64, current: Current) -> Option<()> {
     let entry = maps::sock_entry(sk);
     // SAFETY: the field is copied out at once.
     let pending = entry.map_or(0, |e| unsafe { (*e).pending_err });
-    let connecting = match -ret {
-        // The outcome comes later, as an error report on the socket (EINTR: a
+    let connecting = match neg {
+        // The outcome comes later, as an error report on the socket (EINTR, or
+        // ERESTARTSYS before the kernel turns it into EINTR or restarts the call: a
         // blocking connect interrupted goes on in the background).
         EINPROGRESS | EINTR | ERESTARTSYS if pending == 0 => 1,
         // Still in progress: as it was.
@@ -84,18 +78,18 @@ fn exit(ret: i64, current: Current) -> Option<()> {
         _ => 0,
     };
     maps::set_connect_owner(sk, entry, current, connecting);
-    let (errno, origin) = match (-ret, pending) {
+    let (errno, origin) = match (neg, pending) {
         (EINPROGRESS | EINTR | ERESTARTSYS, err) if err != 0 => (err, CONNECT_ERROR_REPORT),
         // Not failures: in progress, or interrupted.
         (EINPROGRESS | EALREADY | EAGAIN | EINTR | ERESTARTSYS, _) => return None,
         (0, _) if CONFIG.load().verbose == 0 => return None,
-        (e, _) => (e as i32, CONNECT_SYSCALL),
+        (e, _) => (e, CONNECT_SYSCALL),
     };
     let mut slot = emit::reserve_failure::<ConnectEvent>(
         EventKind::Connect,
         current.tgid(),
         errno,
-        FAMILY_CONNECT,
+        Family::Connect,
     )?;
     let ev = slot.zeroed();
     ev.header = emit::header(EventKind::Connect, current);
@@ -170,7 +164,7 @@ fn try_inet_sk_error_report(ctx: &RawTracePointContext) -> Option<()> {
         return None;
     }
     let mut slot =
-        emit::reserve_failure::<ConnectEvent>(EventKind::Connect, tgid, err, FAMILY_CONNECT)?;
+        emit::reserve_failure::<ConnectEvent>(EventKind::Connect, tgid, err, Family::Connect)?;
     let ev = slot.zeroed();
     ev.header = emit::header_for(EventKind::Connect, tgid, tid, comm, cgroup);
     ev.errno = err;

@@ -5,7 +5,7 @@ use aya_ebpf::{
     helpers::generated::bpf_ktime_get_ns,
     maps::ring_buf::RingBufEntry,
 };
-use netwatch_common::{EventKind, Header};
+use netwatch_common::{EventKind, Family, Header};
 
 use crate::{
     kernel::{self, Current},
@@ -67,7 +67,7 @@ pub fn reserve_failure<T: 'static>(
     kind: EventKind,
     tgid: u32,
     errno: i32,
-    family: usize,
+    family: Family,
 ) -> Option<Slot<T>> {
     let slot = reserve(kind);
     if slot.is_none() && errno != 0 {

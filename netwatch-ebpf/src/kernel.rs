@@ -13,6 +13,7 @@ use aya_ebpf::helpers::{
 use netwatch_common::{
     AF_INET, AF_INET6, AF_UNIX, FEATURE_CGROUP_WALK, FEATURE_EXIT_CODE, FEATURE_SIGHAND,
     FEATURE_USERLOCKS, SOCK_NOT_A_SOCKET, SOCK_RESOLVED, SockInfo,
+    errno::{EBADF, ENOTSOCK},
 };
 
 use crate::maps::{KERNEL_OFFSETS, global_field};
@@ -233,9 +234,7 @@ impl Current {
     /// ENOTSOCK, the kernel has found a socket there.
     #[inline(always)]
     pub fn fd_after(self, fd: i32, ret: i64) -> Fd {
-        const EBADF: i64 = 9;
-        const ENOTSOCK: i64 = 88;
-        match -ret {
+        match (-ret) as i32 {
             EBADF => Fd::Unknown,
             ENOTSOCK => Fd::Other,
             _ => self.socket_fd(fd),

@@ -7,8 +7,8 @@ use aya_ebpf::{
     maps::{HashMap, LruHashMap, LruPerCpuHashMap, PerCpuArray, ProgramArray, RingBuf},
 };
 use netwatch_common::{
-    Config, EventKind, KernelOffsets, LOST_EXITS_MAX, Owner, PROC_COUNTS_MAX, ProcCounts,
-    SOCK_OWNER_MAX, TpLayout, WATCHED_MAX, process::ExitEvent,
+    Config, ErrorClass, EventKind, Family, KernelOffsets, LOST_EXITS_MAX, Owner, PROC_COUNTS_MAX,
+    ProcCounts, SOCK_OWNER_MAX, TpLayout, WATCHED_MAX, process::ExitEvent,
 };
 
 use crate::kernel::{self, Current};
@@ -138,11 +138,11 @@ static ZERO_COUNTS: ProcCounts = ProcCounts::ZERO;
 
 /// Count a failure of `tgid` whose record was lost.
 #[inline(always)]
-pub fn count(tgid: u32, errno: i32, family: usize) {
+pub fn count(tgid: u32, errno: i32, family: Family) {
     if tgid == 0 {
         return;
     }
-    let i = ProcCounts::index(errno, family);
+    let i = ProcCounts::index(ErrorClass::of(errno), family);
     let slot = match PROC_COUNTS.get_ptr_mut(&tgid) {
         Some(p) => p,
         None => {

@@ -5,7 +5,7 @@
 use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
 use netwatch_common::{
     EventKind,
-    signal::{HANDLER_UNKNOWN, SignalEvent, is_traced},
+    signal::{HANDLER_UNKNOWN, SIGPIPE, SignalEvent, is_traced},
 };
 
 use crate::{
@@ -15,8 +15,6 @@ use crate::{
     sockio,
     tp::field,
 };
-
-const SIGPIPE: i32 = 13;
 
 #[tracepoint(category = "signal", name = "signal_generate")]
 pub fn signal_generate(ctx: TracePointContext) -> u32 {

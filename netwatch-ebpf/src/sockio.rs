@@ -26,7 +26,9 @@ use aya_ebpf::{
     programs::{RawTracePointContext, TracePointContext},
 };
 use netwatch_common::{
-    EventKind, FAMILY_RECV, FAMILY_SEND, FAMILY_SENDFILE, Syscall, sockio::SockIoEvent,
+    EventKind, Family, Syscall,
+    errno::{EAGAIN, EINTR, EPIPE, ERESTARTSYS},
+    sockio::SockIoEvent,
 };
 
 use crate::{
@@ -36,12 +38,6 @@ use crate::{
     regs::SyscallArgs,
     syscalls,
 };
-
-const EINTR: i32 = 4;
-const EAGAIN: i32 = 11;
-const EPIPE: i32 = 32;
-/// ERESTARTSYS and friends (include/linux/errno.h) never reach user space.
-const ERESTART_FIRST: i32 = 512;
 
 /// `sock_send_length` and `sock_recv_length` (attached to both):
 /// `(struct sock *sk, int ret, int flags)`, after the protocol's sendmsg or recvmsg.
@@ -59,7 +55,7 @@ pub fn sock_length(ctx: RawTracePointContext) -> i32 {
 fn failed(ctx: &RawTracePointContext, ret: i32) -> Option<()> {
     let errno = -ret;
     // "Try again" and interrupted calls are not failures.
-    if errno == EAGAIN || errno == EINTR || errno >= ERESTART_FIRST {
+    if errno == EAGAIN || errno == EINTR || errno >= ERESTARTSYS {
         return None;
     }
     let current = Current::get();
@@ -95,7 +91,7 @@ fn several(syscall: Syscall) -> bool {
 pub fn sys_exit_sockio(ctx: TracePointContext) -> u32 {
     let ret = syscalls::ret(&ctx);
     if ret < 0
-        && ret > -(ERESTART_FIRST as i64)
+        && ret > -(ERESTARTSYS as i64)
         && let Some(syscall) = syscalls::sockio(syscalls::nr(&ctx))
     {
         let _ = exit(-ret as i32, syscall);
@@ -156,7 +152,7 @@ fn report(current: Current, errno: i32, fd: i32, syscall: Syscall, what: &Fd) ->
         EventKind::SockIo,
         current.tgid(),
         errno,
-        family(syscall),
+        Family::of(syscall),
     )?;
     let ev = slot.zeroed();
     ev.header = emit::header(EventKind::SockIo, current);
@@ -177,13 +173,4 @@ fn fd(args: &SyscallArgs, syscall: Syscall) -> i32 {
     } else {
         args.arg(0)
     }) as i32
-}
-
-#[inline(always)]
-fn family(syscall: Syscall) -> usize {
-    match syscall {
-        Syscall::Sendfile64 => FAMILY_SENDFILE,
-        s if s.is_send() => FAMILY_SEND,
-        _ => FAMILY_RECV,
-    }
 }

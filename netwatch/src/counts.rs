@@ -92,15 +92,17 @@ fn sum<'a>(per_cpu: impl Iterator<Item = &'a ProcCounts>) -> ProcCounts {
 
 #[cfg(test)]
 mod tests {
+    use netwatch_common::{ErrorClass, Family};
+
     use super::*;
 
     #[test]
     fn sums_over_cpus() {
         let mut a = ProcCounts::ZERO;
         let mut b = ProcCounts::ZERO;
-        a.n[ProcCounts::index(98, 0)] = 3;
-        b.n[ProcCounts::index(98, 0)] = 4;
-        b.n[ProcCounts::index(32, 4)] = 1;
+        a.n[ProcCounts::index(ErrorClass::AddrInUse, Family::Bind)] = 3;
+        b.n[ProcCounts::index(ErrorClass::AddrInUse, Family::Bind)] = 4;
+        b.n[ProcCounts::index(ErrorClass::Pipe, Family::Sendfile)] = 1;
         let s = sum([a, b].iter());
         assert_eq!(s.n[0], 7);
         assert_eq!(s.n[2 * 5 + 4], 1);

@@ -2,6 +2,17 @@
 //! Generated once from the Linux errno table (canonical names where two share a
 //! number: EDEADLK, EOPNOTSUPP).
 
+use std::borrow::Cow;
+
+/// An errno as netwatch shows it: `OK` for 0, its name (`EADDRINUSE`), or `errno N`
+/// for a number Linux does not name.
+pub fn label(errno: i32) -> Cow<'static, str> {
+    match errno {
+        0 => "OK".into(),
+        e => name(e).map_or_else(|| format!("errno {e}").into(), Cow::from),
+    }
+}
+
 /// The symbolic name of a positive errno, e.g. `EADDRINUSE` for 98.
 pub fn name(errno: i32) -> Option<&'static str> {
     Some(match errno {

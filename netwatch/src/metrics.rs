@@ -35,8 +35,8 @@ use tokio::{net::TcpListener, sync::Semaphore};
 
 use crate::{
     diagnose::{Diagnosis, What},
+    errno,
     event::{Body, Event, reset::Direction, signal::Fate},
-    output::{self, errno_label},
 };
 
 /// Distinct comms labelled before the rest are counted as `other`.
@@ -149,11 +149,11 @@ impl Metrics {
         // Every series of the families whose labels are known in advance exists from
         // the start, at 0: `rate(...) > 0` has a series to alert on before the first
         // event, and a restart shows as a reset to 0 rather than a missing series.
-        for kind in (1..EventKind::COUNT).filter_map(EventKind::from_u32) {
+        for kind in EventKind::ALL {
             create(
                 &m.lost,
                 KindLabel {
-                    kind: output::kind_name(kind).into(),
+                    kind: kind.name().into(),
                 },
             );
         }
@@ -201,7 +201,7 @@ impl Metrics {
         self.events.inc();
         let failure = |errno: i32, syscall: &str| {
             let labels = ErrorLabels {
-                class: errno_label(errno).into_owned(),
+                class: errno::label(errno).into_owned(),
                 syscall: syscall.into(),
                 comm: self.comm_label(ev.comm.to_string()),
             };

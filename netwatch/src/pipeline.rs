@@ -67,8 +67,7 @@ impl View {
 /// What the classifier needs looked up for this event, looked up now, while the
 /// processes and sockets involved still exist.
 fn context<'a>(inspector: &'a mut Inspector, ev: &Event) -> Context<'a> {
-    const EADDRINUSE: i32 = 98;
-    const EADDRNOTAVAIL: i32 = 99;
+    use netwatch_common::errno::{EADDRINUSE, EADDRNOTAVAIL};
     let mut ctx = Context::default();
     match &ev.body {
         Body::Bind(b) if b.errno == EADDRINUSE => {

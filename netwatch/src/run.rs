@@ -25,7 +25,7 @@ use crate::{
     loader::{self, Options},
     metrics::{self, Metrics},
     output::{
-        self, Format, Printer, RunStats,
+        Format, Printer, RunStats,
         sink::{OnLoss, Sink},
     },
     pipeline::{Pipeline, View},
@@ -363,7 +363,7 @@ impl Streams<'_, BufWriter<Sink>> {
                     for (kind, total) in self.lost.by_kind()? {
                         let seen = self.lost_seen.iter_mut().find(|(k, _)| *k == kind);
                         let before = seen.as_ref().map_or(0, |(_, n)| *n);
-                        m.lost(output::kind_name(kind), total - before);
+                        m.lost(kind.name(), total - before);
                         match seen {
                             Some(entry) => entry.1 = total,
                             None => self.lost_seen.push((kind, total)),

@@ -10,7 +10,11 @@ mod what;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
-use netwatch_common::{COUNT_FAMILIES, ProcCounts, Syscall};
+use netwatch_common::{
+    ErrorClass, Family, ProcCounts, Syscall,
+    errno::{EADDRINUSE, EADDRNOTAVAIL, ECONNREFUSED, ECONNRESET, EPIPE},
+    signal::SIGPIPE,
+};
 
 pub use self::what::What;
 use crate::event::{
@@ -23,13 +27,6 @@ use crate::event::{
     sock::TcpState,
     sockio::SockIo,
 };
-
-const EPIPE: i32 = 32;
-const EADDRINUSE: i32 = 98;
-const EADDRNOTAVAIL: i32 = 99;
-const ECONNRESET: i32 = 104;
-const ECONNREFUSED: i32 = 111;
-const SIGPIPE: i32 = 13;
 
 /// A holder that exits this soon after a failed bind made the failure a race.
 pub const RELEASE_WINDOW_NS: u64 = 5_000_000_000;
@@ -102,13 +99,20 @@ pub enum Class {
 }
 
 impl Class {
+    /// The class of a positive errno (netwatch-common decides: [`ErrorClass::of`]).
     pub fn of(errno: i32) -> Self {
-        match errno {
-            EADDRINUSE => Self::AddrInUse,
-            EADDRNOTAVAIL => Self::AddrNotAvail,
-            EPIPE => Self::Pipe,
-            ECONNRESET => Self::ConnReset,
-            e => Self::Other(e),
+        Self::from_counted(ErrorClass::of(errno), errno)
+    }
+
+    /// A class the kernel counted; `errno` stands for the unnamed ones (0 when the
+    /// kernel kept their total only).
+    fn from_counted(class: ErrorClass, errno: i32) -> Self {
+        match class {
+            ErrorClass::AddrInUse => Self::AddrInUse,
+            ErrorClass::AddrNotAvail => Self::AddrNotAvail,
+            ErrorClass::Pipe => Self::Pipe,
+            ErrorClass::ConnReset => Self::ConnReset,
+            ErrorClass::Other => Self::Other(errno),
         }
     }
 
@@ -117,30 +121,18 @@ impl Class {
     pub fn label(self) -> String {
         match self {
             Self::Other(0) => "other".to_owned(),
-            c => crate::output::errno_label(c.errno()).into_owned(),
+            c => crate::errno::label(c.errno()).into_owned(),
         }
     }
 
     pub fn errno(self) -> i32 {
         match self {
-            Self::AddrInUse => EADDRINUSE,
-            Self::AddrNotAvail => EADDRNOTAVAIL,
-            Self::Pipe => EPIPE,
-            Self::ConnReset => ECONNRESET,
+            Self::AddrInUse => ErrorClass::AddrInUse.errno(),
+            Self::AddrNotAvail => ErrorClass::AddrNotAvail.errno(),
+            Self::Pipe => ErrorClass::Pipe.errno(),
+            Self::ConnReset => ErrorClass::ConnReset.errno(),
             Self::Other(e) => e,
         }
-    }
-}
-
-/// The syscall families the counts are kept by.
-pub fn family(syscall: Syscall) -> &'static str {
-    match syscall {
-        Syscall::Bind => "bind",
-        Syscall::Connect => "connect",
-        Syscall::Listen | Syscall::Accept | Syscall::Accept4 => "listen",
-        Syscall::Sendfile64 => "sendfile",
-        s if s.is_send() => "send",
-        _ => "recv",
     }
 }
 
@@ -327,7 +319,9 @@ impl Classifier {
             return;
         }
         let p = self.proc(ev);
-        *p.counts.entry((Class::of(b.errno), "bind")).or_default() += 1;
+        *p.counts
+            .entry((Class::of(b.errno), Family::Bind.name()))
+            .or_default() += 1;
         if p.unrecovered.len() < MAX_UNRECOVERED && !p.unrecovered.contains(&(b.addr, b.errno)) {
             p.unrecovered.push((b.addr, b.errno));
         }
@@ -431,7 +425,7 @@ impl Classifier {
         *self
             .proc(ev)
             .counts
-            .entry((Class::of(c.errno), "connect"))
+            .entry((Class::of(c.errno), Family::Connect.name()))
             .or_default() += 1;
         match c.errno {
             EADDRNOTAVAIL => {
@@ -474,7 +468,7 @@ impl Classifier {
         let peer = socket.map_or(Addr::Unknown, |s| s.remote);
         let p = self.proc(ev);
         *p.counts
-            .entry((Class::of(io.errno), family(io.syscall)))
+            .entry((Class::of(io.errno), Family::of(io.syscall).name()))
             .or_default() += 1;
         if io.errno == EPIPE {
             p.last_epipe = Some((io.syscall, peer));
@@ -638,13 +632,6 @@ impl Classifier {
     /// kernel counts them per process: netwatch-common's ProcCounts) to the counts
     /// taken from the stream, which makes them exact. Call before feeding its exit.
     pub fn lost_counts(&mut self, pid: u32, lost: &ProcCounts, comm: impl FnOnce() -> Comm) {
-        const FAMILIES: [&str; COUNT_FAMILIES] = ["bind", "connect", "send", "recv", "sendfile"];
-        const NAMED: [Class; 4] = [
-            Class::AddrInUse,
-            Class::AddrNotAvail,
-            Class::Pipe,
-            Class::ConnReset,
-        ];
         let p = match self.procs.get_mut(&pid) {
             Some(p) => p,
             None => self.procs.entry(pid).or_insert_with(|| Process {
@@ -653,17 +640,14 @@ impl Classifier {
                 ..Process::default()
             }),
         };
-        for (family_index, family) in FAMILIES.iter().enumerate() {
-            for class in NAMED {
-                let n = lost.n[ProcCounts::index(class.errno(), family_index)];
+        for family in &Family::ALL[..Family::COUNTED] {
+            for class in ErrorClass::NAMED.into_iter().chain([ErrorClass::Other]) {
+                let n = lost.n[ProcCounts::index(class, *family)];
                 if n > 0 {
-                    *p.counts.entry((class, *family)).or_default() += n;
+                    // Other errnos: the kernel keeps their total only (errno 0).
+                    let class = Class::from_counted(class, 0);
+                    *p.counts.entry((class, family.name())).or_default() += n;
                 }
-            }
-            // Other errnos: the kernel keeps their total only.
-            let n = lost.n[ProcCounts::index(0, family_index)];
-            if n > 0 {
-                *p.counts.entry((Class::Other(0), *family)).or_default() += n;
             }
         }
     }

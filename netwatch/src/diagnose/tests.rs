@@ -2,7 +2,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 
-use netwatch_common::Syscall;
+use netwatch_common::{ErrorClass, Family, Syscall};
 
 use super::*;
 use crate::event::{
@@ -703,9 +703,9 @@ fn lost_failures_counted_in_the_kernel_are_added_to_the_stream_counts() {
     );
     // Three more EADDRINUSE binds and one EACCES bind, and a lost EPIPE on send.
     let mut lost = ProcCounts::ZERO;
-    lost.n[ProcCounts::index(98, netwatch_common::FAMILY_BIND)] = 3;
-    lost.n[ProcCounts::index(13, netwatch_common::FAMILY_BIND)] = 1;
-    lost.n[ProcCounts::index(32, netwatch_common::FAMILY_SEND)] = 7;
+    lost.n[ProcCounts::index(ErrorClass::of(98), Family::Bind)] = 3;
+    lost.n[ProcCounts::index(ErrorClass::of(13), Family::Bind)] = 1;
+    lost.n[ProcCounts::index(ErrorClass::of(32), Family::Send)] = 7;
     c.lost_counts(10, &lost, || Comm::from_raw(b"unused"));
     let p = &c.summary()[0];
     assert_eq!(p.counts.get(&(Class::AddrInUse, "bind")), Some(&5));

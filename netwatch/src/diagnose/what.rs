@@ -74,10 +74,6 @@ fn ms(ns: u64) -> String {
     }
 }
 
-fn errno_name(e: i32) -> String {
-    errno::name(e).map_or_else(|| format!("errno {e}"), str::to_owned)
-}
-
 impl What {
     pub const EXIT_ZERO_AFTER_BIND_FAILURE: &'static str = "exit_zero_after_bind_failure";
     pub const KILLED_BY_SIGPIPE: &'static str = "killed_by_sigpipe";
@@ -127,7 +123,7 @@ impl What {
             Self::ExitZeroAfterBindFailure { addr, errno } => {
                 format!(
                     "exited 0 after bind failure ({} {addr}): callers will read success",
-                    errno_name(*errno)
+                    errno::label(*errno)
                 )
             }
             Self::PortHeld { port, holders } => {

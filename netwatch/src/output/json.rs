@@ -8,11 +8,12 @@ use std::{
 
 use serde::Serialize;
 
-use super::{RunStats, errno_label, kind_name, line::Line};
+use super::{RunStats, line::Line};
 use crate::{
     cgroup::Place,
     clock::{self, Clock, Stamps},
     diagnose::{Diagnosis, Process, What},
+    errno,
     event::process::ExitStatus,
     event::{Addr, Body, Event, reset::Direction, signal, sock::Sock},
 };
@@ -200,7 +201,7 @@ fn syscall(line: &mut Line, name: &str, errno: i32) {
     line.key("errno");
     line.int(errno);
     line.key("error");
-    line.json(&errno_label(errno));
+    line.json(&errno::label(errno));
 }
 
 /// An address object: the family, and the ip and port of an inet one.
@@ -279,7 +280,7 @@ fn details(w: &What) -> serde_json::Map<String, serde_json::Value> {
     let addr = |a: &Addr| serde_json::to_value(JsonAddr::from(a)).unwrap_or(Value::Null);
     let v = match w {
         What::ExitZeroAfterBindFailure { addr: a, errno } => {
-            json!({"addr": addr(a), "errno": errno, "error": errno_label(*errno)})
+            json!({"addr": addr(a), "errno": errno, "error": errno::label(*errno)})
         }
         What::PortHeld { port, holders } => json!({
             "port": port,
@@ -381,7 +382,7 @@ pub fn summary(out: &mut impl Write, procs: &[&Process], stats: &RunStats) -> io
     }
     let by_kind: serde_json::Map<String, Value> = lost
         .iter()
-        .map(|(k, n)| (kind_name(*k).to_owned(), json!(n)))
+        .map(|(k, n)| (k.name().to_owned(), json!(n)))
         .collect();
     let total: u64 = lost.iter().map(|(_, n)| n).sum();
     let missed: serde_json::Map<String, Value> = stats

@@ -8,10 +8,7 @@ mod line;
 pub mod sink;
 mod text;
 
-use std::{
-    borrow::Cow,
-    io::{self, Write},
-};
+use std::io::{self, Write};
 
 use netwatch_common::EventKind;
 
@@ -125,14 +122,6 @@ impl<W: Write> Printer<W> {
     }
 }
 
-/// What a syscall event shows in the ERRNO column / `error` field.
-pub fn errno_label(errno: i32) -> Cow<'static, str> {
-    match errno {
-        0 => "OK".into(),
-        e => crate::errno::name(e).map_or_else(|| format!("errno {e}").into(), Cow::from),
-    }
-}
-
 /// Error counts of one class over all syscall families.
 pub fn class_total(p: &Process, class: impl Fn(Class) -> bool) -> u64 {
     p.counts
@@ -140,21 +129,6 @@ pub fn class_total(p: &Process, class: impl Fn(Class) -> bool) -> u64 {
         .filter(|((c, _), _)| class(*c))
         .map(|(_, n)| *n)
         .sum()
-}
-
-/// A record kind's name in `lost_by_kind`.
-pub fn kind_name(kind: EventKind) -> &'static str {
-    match kind {
-        EventKind::Bind => "bind",
-        EventKind::Connect => "connect",
-        EventKind::SockIo => "sockio",
-        EventKind::Listen => "listen",
-        EventKind::Reset => "reset",
-        EventKind::Signal => "signal",
-        EventKind::Exit => "exit",
-        EventKind::Fork => "fork",
-        EventKind::Exec => "exec",
-    }
 }
 
 #[cfg(test)]

@@ -6,11 +6,12 @@ use std::{
     io::{self, Write},
 };
 
-use super::{RunStats, class_total, errno_label, line::Line};
+use super::{RunStats, class_total, line::Line};
 use crate::{
     cgroup::Place,
     clock::{self, Clock, Stamps},
     diagnose::{Class, Diagnosis, Process},
+    errno,
     event::{
         Addr, Body, Event,
         reset::Direction,
@@ -61,9 +62,9 @@ pub fn event(line: &mut Line, stamps: &mut Stamps, ev: &Event, place: Option<&Pl
 /// The SYSCALL and ERRNO columns.
 fn columns(ev: &Event) -> (&'static str, Cow<'static, str>) {
     match &ev.body {
-        Body::Bind(b) => ("bind", errno_label(b.errno)),
-        Body::Connect(c) => ("connect", errno_label(c.errno)),
-        Body::SockIo(io) => (io.syscall.name(), errno_label(io.errno)),
+        Body::Bind(b) => ("bind", errno::label(b.errno)),
+        Body::Connect(c) => ("connect", errno::label(c.errno)),
+        Body::SockIo(io) => (io.syscall.name(), errno::label(io.errno)),
         Body::Listen(_) => ("listen", "OK".into()),
         Body::Reset(_) => ("tcp-rst", "-".into()),
         Body::Signal(s) => ("signal", signal::name(s.sig)),
@@ -257,7 +258,7 @@ fn losses(out: &mut impl Write, stats: &RunStats, lost: u64) -> io::Result<()> {
         .lost
         .iter()
         .filter(|(_, n)| *n > 0)
-        .map(|(k, n)| format!("{} {n}", super::kind_name(*k)))
+        .map(|(k, n)| format!("{} {n}", k.name()))
         .collect();
     writeln!(
         out,

@@ -8,10 +8,11 @@ use std::{
 
 use serde::Serialize;
 
-use super::{JsonAddr, errno_label, ndjson};
+use super::{JsonAddr, ndjson};
 use crate::{
     cgroup::Place,
     clock::{self, Clock},
+    errno,
     event::process::ExitStatus,
     event::{
         Addr, Body, Event,
@@ -129,7 +130,7 @@ fn body(ev: &Event) -> JsonBody {
         |syscall, errno, fd, addr: Option<&Addr>, sock: Option<&Sock>, after| JsonBody::Syscall {
             syscall,
             errno,
-            error: errno_label(errno),
+            error: errno::label(errno),
             fd,
             addr: addr.map(Into::into),
             sock: sock.map(Into::into),

@@ -9,13 +9,13 @@ use std::{
 use crate::{
     cgroup::Place,
     clock::{self, Clock},
+    errno,
     event::{
         Addr, Body, Event,
         reset::Direction,
         signal,
         sock::{Proto, Sock},
     },
-    output::errno_label,
 };
 
 pub fn event(
@@ -55,7 +55,7 @@ fn endpoints(sock: &Sock) -> String {
 /// The SYSCALL, ERRNO and DETAIL columns.
 pub fn describe(ev: &Event) -> (&'static str, Cow<'static, str>, String) {
     match &ev.body {
-        Body::Bind(b) => ("bind", errno_label(b.errno), b.addr.to_string()),
+        Body::Bind(b) => ("bind", errno::label(b.errno), b.addr.to_string()),
         Body::Connect(c) => {
             let mut detail = match c.sock.socket() {
                 Some(s) if s.local.port() != Some(0) && s.local != Addr::Unknown => {
@@ -69,11 +69,11 @@ pub fn describe(ev: &Event) -> (&'static str, Cow<'static, str>, String) {
             if c.is_async() {
                 detail.push_str(" (after EINPROGRESS)");
             }
-            ("connect", errno_label(c.errno), detail)
+            ("connect", errno::label(c.errno), detail)
         }
         Body::SockIo(io) => (
             io.syscall.name(),
-            errno_label(io.errno),
+            errno::label(io.errno),
             format!("fd {} {}", io.fd, endpoints(&io.sock)),
         ),
         Body::Listen(l) => (
