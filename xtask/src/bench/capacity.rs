@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 
-use super::procs::{self, Lines, OtherLoad, Proc, ProgStat, cpu_ticks, pin_command, status_kib};
+use super::procfs::{self, OtherLoad, ProgStat, cpu_ticks, status_kib};
+use super::procs::{self, Lines, Proc, pin_command};
 use crate::storm::{Kind, Outcome};
 
 pub struct Config {
@@ -135,7 +136,7 @@ fn run_storm_process(cfg: &Config, kind: Kind, count: u64) -> Result<(Proc, Outc
 }
 
 pub fn run(cfg: &Config, kind: Kind, count: u64, mode: &Mode, round: usize) -> Result<StormRun> {
-    let quiet = procs::wait_for_quiet(cfg.quiet_wait)?;
+    let quiet = procfs::wait_for_quiet(cfg.quiet_wait)?;
     let foreign = quiet.foreign;
     let (ring, stats) = match mode {
         Mode::Untraced => {
@@ -170,7 +171,7 @@ pub fn run(cfg: &Config, kind: Kind, count: u64, mode: &Mode, round: usize) -> R
         pin_command(&mut cmd, cpu);
     }
     let _stats_guard = if stats {
-        Some(procs::BpfStats::enable()?)
+        Some(procfs::BpfStats::enable()?)
     } else {
         None
     };
@@ -194,13 +195,13 @@ pub fn run(cfg: &Config, kind: Kind, count: u64, mode: &Mode, round: usize) -> R
     let other_cpu_pct = load.percent();
     let (storm, outcome, process_wall) = result?;
     let cpu_pct =
-        (ticks1 - ticks0) as f64 / procs::clock_ticks_per_second() / storm_wall.as_secs_f64()
+        (ticks1 - ticks0) as f64 / procfs::clock_ticks_per_second() / storm_wall.as_secs_f64()
             * 100.0;
 
     let drain = wait_output_settled(&out_path, Duration::from_secs(30))?;
     let vm_hwm_kib = status_kib(nw.pid, "VmHWM").ok();
     let progs = if stats {
-        procs::prog_stats(nw.pid)
+        procfs::prog_stats(nw.pid)
     } else {
         Vec::new()
     };
@@ -326,7 +327,7 @@ pub struct StartStop {
 }
 
 pub fn start_stop(cfg: &Config, i: usize) -> Result<StartStop> {
-    procs::wait_for_quiet(cfg.quiet_wait)?;
+    procfs::wait_for_quiet(cfg.quiet_wait)?;
     let out = cfg.dir.join(format!("netwatch-startup-{i}.out"));
     let mut cmd = Command::new(&cfg.netwatch);
     cmd.stdin(Stdio::null())

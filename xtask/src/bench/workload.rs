@@ -12,10 +12,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 
-use super::procs::{
-    self, Lines, OtherLoad, Proc, ProgStat, Stop, children, count_anon_fds, cpus_allowed,
-    kill_if_named, pin_command,
-};
+use super::procfs::{self, OtherLoad, ProgStat, children, count_anon_fds, cpus_allowed};
+use super::procs::{self, Lines, Proc, Stop, kill_if_named, pin_command};
 
 /// Size of the file nginx serves (with sendfile).
 pub const FILE_SIZE: usize = 4096;
@@ -523,14 +521,14 @@ impl ProgramCost {
 }
 
 pub fn program_cost(cfg: &Config, nginx: &Nginx, variant: Variant) -> Result<ProgramCost> {
-    procs::wait_for_quiet(cfg.quiet_wait)?;
-    let _stats = procs::BpfStats::enable()?;
+    procfs::wait_for_quiet(cfg.quiet_wait)?;
+    let _stats = procfs::BpfStats::enable()?;
     let tag = format!("{}-stats", variant.name());
     let attached = start_tracer(Tracer::Netwatch, cfg, nginx.worker, &tag)?
         .context("netwatch did not start")?;
     procs::sleep(Duration::from_millis(300))?;
     let wrk = run_wrk(cfg, nginx.port, variant, cfg.duration.min(STATS_RUN));
-    let progs = procs::prog_stats(attached.proc.pid);
+    let progs = procfs::prog_stats(attached.proc.pid);
     let out = attached.out.clone();
     stop_tracer(attached)?;
     if let Some(p) = out {
@@ -553,7 +551,7 @@ pub fn one_run(
     tracer: Tracer,
     round: usize,
 ) -> Result<Run> {
-    let quiet = procs::wait_for_quiet(cfg.quiet_wait)?;
+    let quiet = procfs::wait_for_quiet(cfg.quiet_wait)?;
     let tag = format!("{}-{round}", variant.name());
     let attached = start_tracer(tracer, cfg, nginx.worker, &tag)?;
     let tracer_cpus = attached.as_ref().map(|a| cpus_allowed(a.proc.pid));
@@ -567,7 +565,7 @@ pub fn one_run(
     let other_cpu_pct = load.percent();
     let tracer_hwm_kib = attached
         .as_ref()
-        .and_then(|a| procs::status_kib(a.proc.pid, "VmHWM").ok());
+        .and_then(|a| procfs::status_kib(a.proc.pid, "VmHWM").ok());
     let (stop, status, status_ok, out) = match attached {
         Some(a) => {
             let out = a.out.clone();
