@@ -509,8 +509,8 @@ pub const FEATURE_CGROUP_WALK: u32 = 16;
 pub const TP_LAYOUT_GLOBAL: &str = "TP_LAYOUT";
 /// Name of the [`KernelOffsets`] global in the eBPF object.
 pub const KERNEL_OFFSETS_GLOBAL: &str = "KERNEL_OFFSETS";
-/// LRU hash from `struct sock` address to the process seen using it ([`Owner`]).
-pub const SOCK_OWNER_MAP: &str = "SOCK_OWNER";
+/// Entries of the LRU hash from `struct sock` address to the process seen using it
+/// ([`Owner`], netwatch-ebpf's `SOCK_OWNER`), read by the kernel programs only.
 pub const SOCK_OWNER_MAX: u32 = 65536;
 
 /// Per-CPU LRU hash from thread-group id to [`ProcCounts`]: the failures whose records

@@ -1,11 +1,13 @@
 //! What the syscall programs share: the `syscalls:sys_exit_*` record, and the
 //! syscall numbers that name the caller of a socket send or receive.
 //!
-//! netwatch hooks the exit of five syscalls only, with one classic tracepoint program
-//! each: bind, connect, listen, accept and accept4 (in the source modules). The hot
-//! socket I/O (write, read, send, recv...) is traced below the syscall, at
-//! `sock:sock_send_length` and `sock:sock_recv_length` (sockio.rs); kernels before
-//! 6.3 have neither, and there those calls' exits are hooked too. Measured here
+//! netwatch hooks syscall exits with one classic tracepoint program each, never the
+//! generic `sys_exit`: bind, connect, listen, accept and accept4 (in the source
+//! modules), and the socket calls that make several operations (sendfile64, splice,
+//! sendmmsg, recvmmsg: sockio.rs). The hot socket I/O (write, read, send, recv...) is
+//! traced below the syscall, at `sock:sock_send_length` and `sock:sock_recv_length`
+//! (sockio.rs); kernels before 6.3 have neither, and there those calls' exits are
+//! hooked too. Measured here
 //! (../shared/TOOLCHAIN.md, docs/BENCHMARKS.md): any syscall tracepoint puts every
 //! syscall of the host on the slow path, about +35 ns each, and a program on the
 //! generic `sys_exit` adds its own run to that, about +100 ns on every syscall of
