@@ -1631,15 +1631,30 @@ test result: FAILED. 2 passed; 1 failed; 0 ignored; 0 measured; 14 filtered out;
     /// pass without it.
     #[test]
     fn vm_tests_name_privileged_tests() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../netwatch/tests")
-            .join(format!("{}.rs", crate::PRIVILEGED_TEST));
-        let source = fs::read_to_string(&path).unwrap();
+            .join(crate::PRIVILEGED_TEST);
+        // Every .rs file of the test binary, in subdirectories too.
+        let mut source = String::new();
+        let mut files = 0;
+        let mut dirs = vec![dir.clone()];
+        while let Some(d) = dirs.pop() {
+            for entry in fs::read_dir(&d).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    source += &fs::read_to_string(&path).unwrap();
+                    files += 1;
+                }
+            }
+        }
+        assert!(files > 0, "no .rs file in {}", dir.display());
         for name in VM_TESTS {
             assert!(
                 source.contains(&format!("fn {name}(")),
                 "{name} is not a test in {}",
-                path.display()
+                dir.display()
             );
         }
     }
