@@ -51,9 +51,9 @@ mod tests {
 
     use super::*;
     use crate::event::{
-        Body, Comm, Event, decode,
+        Body, decode,
         sock::{Proto, Socket, TcpState},
-        tests::{bytes_of, header, inet4, inet6},
+        tests::{bytes_of, expected, header, inet4, inet6},
     };
 
     const SK: u64 = 0xffff_8881_0abc_d000;
@@ -101,7 +101,7 @@ mod tests {
             CONNECT_SYSCALL,
         ))
         .unwrap();
-        let expected = Connect {
+        let want = Connect {
             errno: 111,
             fd: Some(5),
             addr: Addr::Inet((Ipv4Addr::LOCALHOST, 1).into()),
@@ -114,18 +114,8 @@ mod tests {
                 port_bound: false,
             }),
         };
-        assert!(!expected.is_async());
-        assert_eq!(
-            ev,
-            Event {
-                ktime_ns: 123_456_789,
-                cgroup_id: 77,
-                pid: 4242,
-                tid: 4243,
-                comm: Comm::from_raw(b"curl"),
-                body: Body::Connect(expected),
-            }
-        );
+        assert!(!want.is_async());
+        assert_eq!(ev, expected(b"curl", Body::Connect(want)));
         assert_eq!(ev.kind_name(), "connect");
         assert!(ev.is_failure());
     }

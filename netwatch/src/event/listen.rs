@@ -30,9 +30,9 @@ mod tests {
 
     use super::*;
     use crate::event::{
-        Addr, Body, Comm, Event, decode,
+        Addr, Body, decode,
         sock::{Proto, Sock, Socket, TcpState},
-        tests::{bytes_of, header, inet4},
+        tests::{bytes_of, expected, header, inet4},
     };
 
     fn record(fd: i32, sock: SockInfo) -> Vec<u8> {
@@ -61,13 +61,9 @@ mod tests {
         let ev = decode(&record(6, info)).unwrap();
         assert_eq!(
             ev,
-            Event {
-                ktime_ns: 123_456_789,
-                cgroup_id: 77,
-                pid: 4242,
-                tid: 4243,
-                comm: Comm::from_raw(b"python3"),
-                body: Body::Listen(Listen {
+            expected(
+                b"python3",
+                Body::Listen(Listen {
                     fd: 6,
                     sock: Sock::Socket(Socket {
                         sk: 0xffff_8881_3333_0000,
@@ -77,8 +73,8 @@ mod tests {
                         state: TcpState(10),
                         port_bound: true,
                     }),
-                }),
-            }
+                })
+            )
         );
         assert_eq!(ev.kind_name(), "listen");
         assert!(!ev.is_failure(), "a successful listen is bookkeeping");

@@ -287,6 +287,18 @@ pub(crate) mod tests {
         }
     }
 
+    /// The event [`header`] describes, with `body`.
+    pub(crate) fn expected(comm: &[u8], body: Body) -> Event {
+        Event {
+            ktime_ns: 123_456_789,
+            cgroup_id: 77,
+            pid: 4242,
+            tid: 4243,
+            comm: Comm::from_raw(comm),
+            body,
+        }
+    }
+
     /// An IPv4 endpoint as the kernel programs record it.
     pub(crate) fn inet4(ip: [u8; 4], port: u16) -> SockAddr {
         let mut addr = [0u8; 16];

@@ -162,8 +162,8 @@ mod tests {
 mod decode_tests {
     use super::*;
     use crate::event::{
-        Body, Comm, Event, decode,
-        tests::{bytes_of, header},
+        Body, Event, decode,
+        tests::{bytes_of, expected, header},
     };
 
     fn exit(status: i32) -> Event {
@@ -180,16 +180,12 @@ mod decode_tests {
         let ev = exit(3 << 8);
         assert_eq!(
             ev,
-            Event {
-                ktime_ns: 123_456_789,
-                cgroup_id: 77,
-                pid: 4242,
-                tid: 4243,
-                comm: Comm::from_raw(b"server"),
-                body: Body::Exit(Exit {
+            expected(
+                b"server",
+                Body::Exit(Exit {
                     status: ExitStatus::Exited(3),
-                }),
-            }
+                })
+            )
         );
         assert_eq!(ev.kind_name(), "exit");
         assert!(!ev.is_failure());
@@ -235,17 +231,7 @@ mod decode_tests {
             child_tid: 5001,
         }))
         .unwrap();
-        assert_eq!(
-            ev,
-            Event {
-                ktime_ns: 123_456_789,
-                cgroup_id: 77,
-                pid: 4242,
-                tid: 4243,
-                comm: Comm::from_raw(b"bash"),
-                body: Body::Fork(Fork { child_pid: 5000 }),
-            }
-        );
+        assert_eq!(ev, expected(b"bash", Body::Fork(Fork { child_pid: 5000 })));
         assert_eq!(ev.kind_name(), "fork");
         assert!(!ev.is_failure());
     }
@@ -258,17 +244,7 @@ mod decode_tests {
             _pad: 0,
         }))
         .unwrap();
-        assert_eq!(
-            ev,
-            Event {
-                ktime_ns: 123_456_789,
-                cgroup_id: 77,
-                pid: 4242,
-                tid: 4243,
-                comm: Comm::from_raw(b"python3"),
-                body: Body::Exec(Exec { old_tid: 4250 }),
-            }
-        );
+        assert_eq!(ev, expected(b"python3", Body::Exec(Exec { old_tid: 4250 })));
         assert_eq!(ev.kind_name(), "exec");
         assert!(!ev.is_failure());
     }

@@ -84,8 +84,8 @@ mod tests {
 
     use super::*;
     use crate::event::{
-        Body, Comm, Event, decode,
-        tests::{bytes_of, header, inet4, inet6},
+        Body, decode,
+        tests::{bytes_of, expected, header, inet4, inet6},
     };
 
     fn record(
@@ -128,13 +128,9 @@ mod tests {
         .unwrap();
         assert_eq!(
             ev,
-            Event {
-                ktime_ns: 123_456_789,
-                cgroup_id: 77,
-                pid: 4242,
-                tid: 4243,
-                comm: Comm::from_raw(b"curl"),
-                body: Body::Reset(Reset {
+            expected(
+                b"curl",
+                Body::Reset(Reset {
                     direction: Direction::Received,
                     sk: 0xffff_8881_4444_0000,
                     local: Addr::Inet((Ipv4Addr::LOCALHOST, 51_000).into()),
@@ -142,8 +138,8 @@ mod tests {
                     state: Some(TcpState(1)),
                     reason: None,
                     owner_known: true,
-                }),
-            }
+                })
+            )
         );
         assert_eq!(ev.kind_name(), "reset");
         assert!(ev.is_failure());

@@ -159,8 +159,8 @@ mod decode_tests {
 
     use super::*;
     use crate::event::{
-        Body, Event, decode,
-        tests::{bytes_of, header},
+        Body, decode,
+        tests::{bytes_of, expected, header},
     };
 
     /// SI_KERNEL: the kernel raised it (a write on a broken pipe or socket).
@@ -187,20 +187,16 @@ mod decode_tests {
         let ev = decode(&record(TRACE_SIGNAL_DELIVERED, SIG_DFL, b"writer")).unwrap();
         assert_eq!(
             ev,
-            Event {
-                ktime_ns: 123_456_789,
-                cgroup_id: 77,
-                pid: 4242,
-                tid: 4243,
-                comm: Comm::from_raw(b"writer"),
-                body: Body::Signal(Signal {
+            expected(
+                b"writer",
+                Body::Signal(Signal {
                     sig: 13,
                     target_tid: 4243,
                     target_comm: Comm::from_raw(b"writer"),
                     code: SI_KERNEL,
                     fate: Fate::Fatal,
-                }),
-            }
+                })
+            )
         );
         assert_eq!(ev.kind_name(), "signal");
         assert!(ev.is_failure());

@@ -53,9 +53,9 @@ mod tests {
 
     use super::*;
     use crate::event::{
-        Addr, Body, Comm, Event, decode,
+        Addr, Body, decode,
         sock::{Proto, Socket, TcpState},
-        tests::{bytes_of, header, inet4, inet6},
+        tests::{bytes_of, expected, header, inet4, inet6},
     };
 
     fn record(syscall: u32, errno: i32, fd: i32, sock: SockInfo) -> Vec<u8> {
@@ -89,13 +89,9 @@ mod tests {
         let ev = decode(&record(Syscall::Sendto as u32, 32, 9, tcp4_closed())).unwrap();
         assert_eq!(
             ev,
-            Event {
-                ktime_ns: 123_456_789,
-                cgroup_id: 77,
-                pid: 4242,
-                tid: 4243,
-                comm: Comm::from_raw(b"nginx"),
-                body: Body::SockIo(SockIo {
+            expected(
+                b"nginx",
+                Body::SockIo(SockIo {
                     syscall: Syscall::Sendto,
                     errno: 32,
                     fd: 9,
@@ -107,8 +103,8 @@ mod tests {
                         state: TcpState(7),
                         port_bound: true,
                     }),
-                }),
-            }
+                })
+            )
         );
         assert_eq!(ev.kind_name(), "send");
         assert!(ev.is_failure());
