@@ -204,6 +204,17 @@ impl Process {
         self.counts.values().sum()
     }
 
+    /// Flags the process with `what`, and gives it as a diagnosis of `ev`.
+    fn diagnose(&mut self, ev: &Event, what: What, out: &mut Vec<Diagnosis>) {
+        self.flags.insert(what.name());
+        out.push(Diagnosis {
+            ktime_ns: ev.ktime_ns,
+            pid: ev.pid,
+            comm: self.comm,
+            what,
+        });
+    }
+
     fn noteworthy(&self) -> bool {
         !self.counts.is_empty()
             || self.resets_received + self.resets_sent > 0
@@ -293,13 +304,7 @@ impl Classifier {
         let what = what(self);
         let p = self.proc(ev);
         p.said.insert(key);
-        p.flags.insert(what.name());
-        out.push(Diagnosis {
-            ktime_ns: ev.ktime_ns,
-            pid: ev.pid,
-            comm: p.comm,
-            what,
-        });
+        p.diagnose(ev, what, out);
     }
 
     /// Exited processes left out of the summary to bound memory (oldest first).

@@ -68,13 +68,7 @@ impl Classifier {
             _ => None,
         };
         if let Some(what) = what {
-            p.flags.insert(what.name());
-            out.push(Diagnosis {
-                ktime_ns: ev.ktime_ns,
-                pid: ev.pid,
-                comm: p.comm,
-                what,
-            });
+            p.diagnose(ev, what, out);
         }
         self.finish(p);
     }
