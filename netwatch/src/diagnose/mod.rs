@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use netwatch_common::{ErrorClass, Family, ProcCounts, Syscall};
 
-pub use self::what::What;
+pub use self::what::{Kind, What};
 use crate::event::{Addr, Body, Comm, Event, process::ExitStatus, sock::TcpState};
 
 /// A holder that exits this soon after a failed bind made the failure a race.
@@ -142,7 +142,7 @@ pub struct Process {
     pub sigpipe: BTreeMap<&'static str, u64>,
     pub exit: Option<ExitStatus>,
     /// Names of the diagnoses that flag this process (`exit_zero_after_bind_failure`...).
-    pub flags: BTreeSet<&'static str>,
+    pub flags: BTreeSet<Kind>,
     /// Failed binds not followed by a successful listen (or datagram bind).
     unrecovered: Vec<(Addr, i32)>,
     /// The last EPIPE: syscall and peer, for a SIGPIPE death.
@@ -163,8 +163,8 @@ enum Said {
     /// EADDRNOTAVAIL on connect from an unbound socket to this destination.
     Exhausted(Addr),
     Refused(Addr),
-    /// A diagnosis (by name) about one socket.
-    Socket(&'static str, u64),
+    /// A diagnosis (by kind) about one socket.
+    Socket(Kind, u64),
 }
 
 impl Process {
@@ -178,10 +178,10 @@ impl Process {
                 .sum::<u64>()
         };
         let mut s = 0;
-        if self.flags.contains(What::EXIT_ZERO_AFTER_BIND_FAILURE) {
+        if self.flags.contains(&Kind::ExitZeroAfterBindFailure) {
             s += 1000;
         }
-        if self.flags.contains(What::KILLED_BY_SIGPIPE) {
+        if self.flags.contains(&Kind::KilledBySigpipe) {
             s += 500;
         }
         if count(Class::AddrInUse) + count(Class::AddrNotAvail) > 0 {
@@ -206,7 +206,7 @@ impl Process {
 
     /// Flags the process with `what`, and gives it as a diagnosis of `ev`.
     fn diagnose(&mut self, ev: &Event, what: What, out: &mut Vec<Diagnosis>) {
-        self.flags.insert(what.name());
+        self.flags.insert(what.kind());
         out.push(Diagnosis {
             ktime_ns: ev.ktime_ns,
             pid: ev.pid,
@@ -366,7 +366,7 @@ impl Classifier {
     pub fn any_flagged_exit_zero(&self) -> bool {
         self.summary()
             .iter()
-            .any(|p| p.flags.contains(What::EXIT_ZERO_AFTER_BIND_FAILURE))
+            .any(|p| p.flags.contains(&Kind::ExitZeroAfterBindFailure))
     }
 
     /// Processes currently tracked (for memory accounting).

@@ -38,7 +38,7 @@ impl Classifier {
             let failed =
                 failed.or_else(|| self.finished.iter_mut().rev().find(|p| p.pid == failed_pid));
             if let Some(p) = failed {
-                p.flags.insert(what.name());
+                p.flags.insert(what.kind());
             }
             out.push(Diagnosis {
                 ktime_ns: ev.ktime_ns,

@@ -37,6 +37,6 @@ impl Classifier {
                 rst_ago_ns: rst,
             }
         };
-        self.say(ev, Said::Socket(what.name(), s.sk), |_| what, out);
+        self.say(ev, Said::Socket(what.kind(), s.sk), |_| what, out);
     }
 }

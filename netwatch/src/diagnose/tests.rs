@@ -79,7 +79,7 @@ fn names(d: &[Diagnosis]) -> Vec<&'static str> {
 
 fn flagged(d: &[Diagnosis]) -> Vec<u32> {
     d.iter()
-        .filter(|d| d.what.name() == What::EXIT_ZERO_AFTER_BIND_FAILURE)
+        .filter(|d| d.what.kind() == Kind::ExitZeroAfterBindFailure)
         .map(|d| d.pid)
         .collect()
 }
@@ -97,7 +97,7 @@ fn exit_zero_after_a_failed_bind_is_flagged_with_the_address() {
     assert_eq!(flagged(&d), [10]);
     let flag = d
         .iter()
-        .find(|d| d.what.name() == What::EXIT_ZERO_AFTER_BIND_FAILURE)
+        .find(|d| d.what.kind() == Kind::ExitZeroAfterBindFailure)
         .unwrap();
     assert_eq!(
         flag.what.message(),
@@ -466,7 +466,7 @@ fn sigpipe_death_names_the_epipe_before_it() {
     );
     let death = d
         .iter()
-        .find(|d| d.what.name() == What::KILLED_BY_SIGPIPE)
+        .find(|d| d.what.kind() == Kind::KilledBySigpipe)
         .unwrap();
     assert_eq!(
         death.what.message(),
@@ -475,7 +475,7 @@ fn sigpipe_death_names_the_epipe_before_it() {
     let p = &c.summary()[0];
     assert_eq!(p.counts.get(&(Class::Pipe, "sendfile")), Some(&1));
     assert_eq!(p.sigpipe.get("fatal"), Some(&1));
-    assert!(p.flags.contains(What::KILLED_BY_SIGPIPE));
+    assert!(p.flags.contains(&Kind::KilledBySigpipe));
 }
 
 #[test]
@@ -510,7 +510,7 @@ fn ignored_sigpipes_are_counted_and_nothing_dies() {
             ev(2, 71, "srv", exit(ExitStatus::Exited(0))),
         ],
     );
-    assert!(names(&d).iter().all(|n| *n != What::KILLED_BY_SIGPIPE));
+    assert!(d.iter().all(|d| d.what.kind() != Kind::KilledBySigpipe));
     let p = &c.summary()[0];
     assert_eq!(p.sigpipe.get("ignored"), Some(&2));
     assert_eq!(p.counts.get(&(Class::Pipe, "send")), Some(&2));
@@ -663,7 +663,7 @@ fn a_holder_that_was_not_exiting_releasing_the_port_is_no_race() {
     );
     // The failed process had exited already: its summary still carries the flag.
     let failed = c.summary().into_iter().find(|p| p.pid == 61).unwrap();
-    assert!(failed.flags.contains("port_released"));
+    assert!(failed.flags.contains(&Kind::PortReleased));
 }
 
 #[test]

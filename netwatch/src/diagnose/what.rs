@@ -74,47 +74,109 @@ fn ms(ns: u64) -> String {
     }
 }
 
-impl What {
-    pub const EXIT_ZERO_AFTER_BIND_FAILURE: &'static str = "exit_zero_after_bind_failure";
-    pub const KILLED_BY_SIGPIPE: &'static str = "killed_by_sigpipe";
+/// Which diagnosis a [`What`] is: its name (JSON `diagnosis`, summary FLAGS, the
+/// metrics' `diagnosis` label) without its facts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    ExitZeroAfterBindFailure,
+    PortHeld,
+    PortTimeWait,
+    PortOrphaned,
+    PortFreed,
+    PortInUse,
+    AddressNotLocal,
+    EphemeralExhausted,
+    TupleCollision,
+    ConnectionRefused,
+    KilledBySigpipe,
+    ResetByPeer,
+    PeerGone,
+    PortReleased,
+}
 
-    /// Every diagnosis's [`name`](Self::name), in declaration order: the series the
-    /// metrics expose at 0 before the first diagnosis of each kind.
-    pub const NAMES: [&'static str; 14] = [
-        Self::EXIT_ZERO_AFTER_BIND_FAILURE,
-        "port_held",
-        "port_time_wait",
-        "port_orphaned",
-        "port_freed",
-        "port_in_use",
-        "address_not_local",
-        "ephemeral_ports_exhausted",
-        "tuple_collision",
-        "connection_refused",
-        Self::KILLED_BY_SIGPIPE,
-        "reset_by_peer",
-        "peer_gone",
-        "port_released",
+impl Kind {
+    /// Every kind, in declaration order: the series the metrics expose at 0 before
+    /// the first diagnosis of each kind.
+    pub const ALL: [Self; 14] = [
+        Self::ExitZeroAfterBindFailure,
+        Self::PortHeld,
+        Self::PortTimeWait,
+        Self::PortOrphaned,
+        Self::PortFreed,
+        Self::PortInUse,
+        Self::AddressNotLocal,
+        Self::EphemeralExhausted,
+        Self::TupleCollision,
+        Self::ConnectionRefused,
+        Self::KilledBySigpipe,
+        Self::ResetByPeer,
+        Self::PeerGone,
+        Self::PortReleased,
     ];
 
-    /// Stable name (JSON `diagnosis`, summary FLAGS).
-    pub fn name(&self) -> &'static str {
+    /// The stable name.
+    pub const fn name(self) -> &'static str {
         match self {
-            Self::ExitZeroAfterBindFailure { .. } => Self::EXIT_ZERO_AFTER_BIND_FAILURE,
-            Self::PortHeld { .. } => "port_held",
-            Self::PortTimeWait { .. } => "port_time_wait",
-            Self::PortOrphaned { .. } => "port_orphaned",
-            Self::PortFreed { .. } => "port_freed",
-            Self::PortInUse { .. } => "port_in_use",
-            Self::AddressNotLocal { .. } => "address_not_local",
-            Self::EphemeralExhausted { .. } => "ephemeral_ports_exhausted",
-            Self::TupleCollision { .. } => "tuple_collision",
-            Self::ConnectionRefused { .. } => "connection_refused",
-            Self::KilledBySigpipe { .. } => Self::KILLED_BY_SIGPIPE,
-            Self::ResetByPeer { .. } => "reset_by_peer",
-            Self::PeerGone { .. } => "peer_gone",
-            Self::PortReleased { .. } => "port_released",
+            Self::ExitZeroAfterBindFailure => "exit_zero_after_bind_failure",
+            Self::PortHeld => "port_held",
+            Self::PortTimeWait => "port_time_wait",
+            Self::PortOrphaned => "port_orphaned",
+            Self::PortFreed => "port_freed",
+            Self::PortInUse => "port_in_use",
+            Self::AddressNotLocal => "address_not_local",
+            Self::EphemeralExhausted => "ephemeral_ports_exhausted",
+            Self::TupleCollision => "tuple_collision",
+            Self::ConnectionRefused => "connection_refused",
+            Self::KilledBySigpipe => "killed_by_sigpipe",
+            Self::ResetByPeer => "reset_by_peer",
+            Self::PeerGone => "peer_gone",
+            Self::PortReleased => "port_released",
         }
+    }
+}
+
+/// Flags are listed by name.
+impl Ord for Kind {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.name().cmp(other.name())
+    }
+}
+
+impl PartialOrd for Kind {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl serde::Serialize for Kind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl What {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Self::ExitZeroAfterBindFailure { .. } => Kind::ExitZeroAfterBindFailure,
+            Self::PortHeld { .. } => Kind::PortHeld,
+            Self::PortTimeWait { .. } => Kind::PortTimeWait,
+            Self::PortOrphaned { .. } => Kind::PortOrphaned,
+            Self::PortFreed { .. } => Kind::PortFreed,
+            Self::PortInUse { .. } => Kind::PortInUse,
+            Self::AddressNotLocal { .. } => Kind::AddressNotLocal,
+            Self::EphemeralExhausted { .. } => Kind::EphemeralExhausted,
+            Self::TupleCollision { .. } => Kind::TupleCollision,
+            Self::ConnectionRefused { .. } => Kind::ConnectionRefused,
+            Self::KilledBySigpipe { .. } => Kind::KilledBySigpipe,
+            Self::ResetByPeer { .. } => Kind::ResetByPeer,
+            Self::PeerGone { .. } => Kind::PeerGone,
+            Self::PortReleased { .. } => Kind::PortReleased,
+        }
+    }
+
+    /// Stable name (JSON `diagnosis`, summary FLAGS): its [`Kind`]'s.
+    pub fn name(&self) -> &'static str {
+        self.kind().name()
     }
 
     /// The one-line explanation.
@@ -310,7 +372,7 @@ mod tests {
                 after_ns: 0,
             },
         ];
-        let names: Vec<&str> = all.iter().map(What::name).collect();
-        assert_eq!(names, What::NAMES);
+        let kinds: Vec<Kind> = all.iter().map(What::kind).collect();
+        assert_eq!(kinds, Kind::ALL);
     }
 }

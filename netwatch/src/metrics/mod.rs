@@ -23,7 +23,7 @@ use prometheus_client::{
 
 pub use self::http::{ListenError, MAX_CONNECTIONS, bind, parse_addr, serve};
 use crate::{
-    diagnose::{Diagnosis, What},
+    diagnose::{Diagnosis, Kind},
     errno,
     event::{Body, Event, reset::Direction, signal::Fate},
 };
@@ -162,11 +162,11 @@ impl Metrics {
                 },
             );
         }
-        for name in What::NAMES {
+        for kind in Kind::ALL {
             create(
                 &m.diagnoses,
                 DiagnosisLabel {
-                    diagnosis: name.into(),
+                    diagnosis: kind.name().into(),
                 },
             );
         }
@@ -389,7 +389,7 @@ mod tests {
             EventKind::COUNT as usize - 1
         );
         assert_eq!(count("netwatch_sigpipe_total{"), Fate::ALL.len());
-        assert_eq!(count("netwatch_diagnoses_total{"), What::NAMES.len());
+        assert_eq!(count("netwatch_diagnoses_total{"), Kind::ALL.len());
         // No error series before an error: its labels are not known in advance.
         assert_eq!(count("netwatch_errors_total{"), 0);
     }

@@ -202,7 +202,7 @@ pub fn summary(out: &mut impl Write, procs: &[&Process], stats: &RunStats) -> io
             let exit = p
                 .exit
                 .map_or_else(|| "running".to_owned(), |e| e.to_string());
-            let flags: Vec<&str> = p.flags.iter().copied().collect();
+            let flags: Vec<&str> = p.flags.iter().map(|k| k.name()).collect();
             writeln!(
                 out,
                 "{:>7} {:<16} {:>5} {:>8} {:>5} {:>9} {:>5} {:>10} {:>7} {:<18} {}",
