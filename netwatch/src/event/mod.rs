@@ -85,6 +85,13 @@ impl Event {
         }
     }
 
+    /// Whether the event names the process it is about. A reset or an asynchronous
+    /// error on a socket no traced process was seen using has pid 0: no process
+    /// rather than the one that happened to be running. An exit always has one.
+    pub fn owner_known(&self) -> bool {
+        self.pid != 0 || matches!(self.body, Body::Exit(_))
+    }
+
     /// Whether the event is a failure (or a fact about one: resets, signals) rather
     /// than bookkeeping (successful calls, fork, exec, exit).
     pub fn is_failure(&self) -> bool {

@@ -44,6 +44,22 @@ impl ExitStatus {
         }
     }
 
+    /// The code passed to exit(2), when the process exited.
+    pub fn code(self) -> Option<i32> {
+        match self {
+            Self::Exited(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The signal that killed the process, when one did, and whether it dumped core.
+    pub fn signal(self) -> Option<(i32, bool)> {
+        match self {
+            Self::Killed { signal, core } => Some((signal, core)),
+            _ => None,
+        }
+    }
+
     /// A shell's `$?`: the code, or 128 + the signal.
     pub fn shell_code(self) -> Option<i32> {
         match self {

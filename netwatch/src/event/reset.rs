@@ -22,6 +22,18 @@ pub enum Direction {
     Sent,
 }
 
+impl Direction {
+    pub const ALL: [Self; 2] = [Self::Received, Self::Sent];
+
+    /// Its name (JSON `direction`, the metrics' label).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Received => "received",
+            Self::Sent => "sent",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reset {
     pub direction: Direction,

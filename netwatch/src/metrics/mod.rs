@@ -154,11 +154,11 @@ impl Metrics {
                 },
             );
         }
-        for direction in [Direction::Received, Direction::Sent] {
+        for direction in Direction::ALL {
             create(
                 &m.resets,
                 DirectionLabel {
-                    direction: direction_name(direction).into(),
+                    direction: direction.name().into(),
                 },
             );
         }
@@ -203,7 +203,7 @@ impl Metrics {
             Body::Reset(r) => {
                 self.resets
                     .get_or_create(&DirectionLabel {
-                        direction: direction_name(r.direction).into(),
+                        direction: r.direction.name().into(),
                     })
                     .inc();
             }
@@ -253,14 +253,6 @@ impl Metrics {
 fn create<L: Clone + Hash + Eq>(family: &Family<L, Counter>, labels: L) {
     // get_or_create returns a read guard on the family: released at once.
     drop(family.get_or_create(&labels));
-}
-
-/// The `direction` label of `netwatch_resets`.
-fn direction_name(direction: Direction) -> &'static str {
-    match direction {
-        Direction::Received => "received",
-        Direction::Sent => "sent",
-    }
 }
 
 /// The classic Prometheus text format (0.0.4) from OpenMetrics text, for scrapers and

@@ -15,7 +15,7 @@ use crate::{
     diagnose::{Diagnosis, Process, What},
     errno,
     event::process::ExitStatus,
-    event::{Addr, Body, Event, reset::Direction, signal, sock::Sock},
+    event::{Addr, Body, Event, signal, sock::Sock},
 };
 
 #[cfg(test)]
@@ -61,7 +61,7 @@ pub fn event(line: &mut Line, stamps: &mut Stamps, ev: &Event, place: Option<&Pl
     line.raw("\",\"ts_ns\":");
     line.int(ev.ktime_ns);
     // null when unknown (a reset on a socket no process was seen using).
-    if ev.pid == 0 && !matches!(ev.body, Body::Exit(_)) {
+    if !ev.owner_known() {
         line.raw(",\"pid\":null,\"tid\":null,\"comm\":null");
     } else {
         line.key("pid");
@@ -108,10 +108,7 @@ pub fn event(line: &mut Line, stamps: &mut Stamps, ev: &Event, place: Option<&Pl
         }
         Body::Reset(r) => {
             line.key("direction");
-            line.json(match r.direction {
-                Direction::Received => "received",
-                Direction::Sent => "sent",
-            });
+            line.json(r.direction.name());
             line.key("local");
             addr(line, &r.local);
             line.key("remote");
@@ -144,11 +141,8 @@ pub fn event(line: &mut Line, stamps: &mut Stamps, ev: &Event, place: Option<&Pl
         Body::Exit(e) => {
             line.key("status");
             line.json_fmt(format_args!("{}", e.status));
-            let (exit_code, sig, core) = match e.status {
-                ExitStatus::Exited(c) => (Some(c), None, false),
-                ExitStatus::Killed { signal: s, core } => (None, Some(s), core),
-                ExitStatus::Unknown => (None, None, false),
-            };
+            let (exit_code, killed) = (e.status.code(), e.status.signal());
+            let (sig, core) = (killed.map(|(s, _)| s), killed.is_some_and(|(_, c)| c));
             line.key("exit_code");
             match exit_code {
                 Some(c) => line.int(c),
@@ -357,11 +351,11 @@ pub fn summary(out: &mut impl Write, procs: &[&Process], stats: &RunStats) -> io
                 m.insert((*family).to_owned(), json!(n));
             }
         }
-        let (exit_code, signal) = match p.exit {
-            Some(ExitStatus::Exited(c)) => (Some(c), None),
-            Some(ExitStatus::Killed { signal: s, .. }) => (None, Some(signal::name(s))),
-            _ => (None, None),
-        };
+        let exit_code = p.exit.and_then(ExitStatus::code);
+        let signal = p
+            .exit
+            .and_then(ExitStatus::signal)
+            .map(|(s, _)| signal::name(s));
         ndjson(
             out,
             &json!({

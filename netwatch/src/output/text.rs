@@ -37,7 +37,7 @@ pub fn event(line: &mut Line, stamps: &mut Stamps, ev: &Event, place: Option<&Pl
     stamps.write_hms(ev.ktime_ns, line.bytes());
     line.raw(" ");
     // Resets and asynchronous errors with no known owner: no pid rather than a wrong one.
-    if ev.pid == 0 && !matches!(ev.body, Body::Exit(_)) {
+    if !ev.owner_known() {
         line.raw("      -       - ?               ");
     } else {
         line.right(itoa::Buffer::new().format(ev.pid), 7);

@@ -13,11 +13,8 @@ use crate::{
     cgroup::Place,
     clock::{self, Clock},
     errno,
-    event::process::ExitStatus,
     event::{
-        Addr, Body, Event,
-        reset::Direction,
-        signal,
+        Addr, Body, Event, signal,
         sock::{Sock, TcpState},
     },
 };
@@ -156,10 +153,7 @@ fn body(ev: &Event) -> JsonBody {
         ),
         Body::Listen(l) => syscall("listen", 0, Some(l.fd), None, Some(&l.sock), None),
         Body::Reset(r) => JsonBody::Reset {
-            direction: match r.direction {
-                Direction::Received => "received",
-                Direction::Sent => "sent",
-            },
+            direction: r.direction.name(),
             local: (&r.local).into(),
             remote: (&r.remote).into(),
             state: r.state.map(TcpState::name),
@@ -174,11 +168,9 @@ fn body(ev: &Event) -> JsonBody {
             fate: s.fate.name(),
         },
         Body::Exit(e) => {
-            let (exit_code, sig, core) = match e.status {
-                ExitStatus::Exited(c) => (Some(c), None, false),
-                ExitStatus::Killed { signal: s, core } => (None, Some(signal::name(s)), core),
-                ExitStatus::Unknown => (None, None, false),
-            };
+            let killed = e.status.signal();
+            let (exit_code, sig) = (e.status.code(), killed.map(|(s, _)| signal::name(s)));
+            let core = killed.is_some_and(|(_, c)| c);
             JsonBody::Exit {
                 status: e.status.to_string(),
                 exit_code,
@@ -199,7 +191,7 @@ pub fn event(
     ev: &Event,
     place: Option<&Place>,
 ) -> io::Result<()> {
-    let unknown = ev.pid == 0 && !matches!(ev.body, Body::Exit(_));
+    let unknown = !ev.owner_known();
     let cgroup = (ev.cgroup_id != 0).then(|| JsonCgroup {
         id: ev.cgroup_id,
         path: place.map(|p| p.path.clone()),

@@ -31,7 +31,7 @@ pub fn event(
         detail.push_str(&tag);
     }
     // Resets and asynchronous errors with no known owner: no pid rather than a wrong one.
-    let (pid, tid, comm) = if ev.pid == 0 && !matches!(ev.body, Body::Exit(_)) {
+    let (pid, tid, comm) = if !ev.owner_known() {
         ("-".to_owned(), "-".to_owned(), "?".to_owned())
     } else {
         (ev.pid.to_string(), ev.tid.to_string(), ev.comm.to_string())
