@@ -190,7 +190,9 @@ impl Netwatch {
             self.seen.push(line);
         }
         let stderr = self.stderr.take().unwrap().join().unwrap_or_default();
-        (status, std::mem::take(&mut self.seen), stderr)
+        let seen = std::mem::take(&mut self.seen);
+        dump(&seen.iter().map(|l| format!("{l}\n")).collect::<String>());
+        (status, seen, stderr)
     }
 
     pub fn stop(self) -> (ExitStatus, Vec<String>, String) {
@@ -242,7 +244,27 @@ pub fn wait_bounded(child: &mut Child) -> ExitStatus {
 
 /// Run netwatch to completion with `args` and `env`, bounded in time.
 pub fn run(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String, String) {
-    run_program(NETWATCH, args, env)
+    let (status, out, err) = run_program(NETWATCH, args, env);
+    dump(&out);
+    (status, out, err)
+}
+
+/// With `$NETWATCH_TEST_DUMP` set to a directory: netwatch's whole stdout appended to
+/// a file named after the running test, to compare the output of two builds.
+fn dump(stdout: &str) {
+    let Some(dir) = std::env::var_os("NETWATCH_TEST_DUMP") else {
+        return;
+    };
+    let test = thread::current().name().unwrap_or("main").replace("::", ".");
+    let path = std::path::Path::new(&dir).join(test);
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(stdout.as_bytes()));
+    if let Err(e) = written {
+        panic!("NETWATCH_TEST_DUMP: writing {}: {e}", path.display());
+    }
 }
 
 /// Run `program` to completion, bounded in time; returns status, stdout, stderr.
