@@ -2,26 +2,19 @@
 
 use crate::{Header, SockAddr};
 
-/// A bind that failed (`errno` > 0) or, with verbose tracking, succeeded (`errno` == 0).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BindEvent {
-    pub header: Header,
-    /// Positive errno, or 0 for success.
-    pub errno: i32,
-    pub fd: i32,
-    /// The address passed to bind(2), as read from the caller's memory.
-    pub addr: SockAddr,
-    /// `SOCK_STREAM`, `SOCK_DGRAM`... (0 when the fd could not be resolved): a
-    /// datagram socket serves once bound, a stream socket once it listens.
-    pub sock_type: u16,
-    pub _pad: u16,
+wire! {
+    /// A bind that failed (`errno` > 0) or, with verbose tracking, succeeded (`errno` == 0).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct BindEvent: 80 {
+        pub header: Header,
+        /// Positive errno, or 0 for success.
+        pub errno: i32,
+        pub fd: i32,
+        /// The address passed to bind(2), as read from the caller's memory.
+        pub addr: SockAddr,
+        /// `SOCK_STREAM`, `SOCK_DGRAM`... (0 when the fd could not be resolved): a
+        /// datagram socket serves once bound, a stream socket once it listens.
+        pub sock_type: u16,
+        pub _pad: u16,
+    }
 }
-assert_packed!(BindEvent, 80, {
-    header: Header,
-    errno: i32,
-    fd: i32,
-    addr: SockAddr,
-    sock_type: u16,
-    _pad: u16,
-});

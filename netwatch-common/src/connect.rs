@@ -3,31 +3,23 @@
 
 use crate::{Header, SockAddr, SockInfo};
 
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConnectEvent {
-    pub header: Header,
-    /// The socket as it was after the call (local address when bound).
-    pub sock: SockInfo,
-    /// The destination passed to connect(2); for an error report, the socket's peer.
-    pub addr: SockAddr,
-    /// Positive errno, 0 for success.
-    pub errno: i32,
-    /// -1 for an error report (no fd: it arrived on the socket later).
-    pub fd: i32,
-    /// [`CONNECT_SYSCALL`] or [`CONNECT_ERROR_REPORT`].
-    pub origin: u32,
-    pub _pad: [u32; 2],
+wire! {
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct ConnectEvent: 152 {
+        pub header: Header,
+        /// The socket as it was after the call (local address when bound).
+        pub sock: SockInfo,
+        /// The destination passed to connect(2); for an error report, the socket's peer.
+        pub addr: SockAddr,
+        /// Positive errno, 0 for success.
+        pub errno: i32,
+        /// -1 for an error report (no fd: it arrived on the socket later).
+        pub fd: i32,
+        /// [`CONNECT_SYSCALL`] or [`CONNECT_ERROR_REPORT`].
+        pub origin: u32,
+        pub _pad: [u32; 2],
+    }
 }
-assert_packed!(ConnectEvent, 152, {
-    header: Header,
-    sock: SockInfo,
-    addr: SockAddr,
-    errno: i32,
-    fd: i32,
-    origin: u32,
-    _pad: [u32; 2],
-});
 
 /// The connect(2) call itself returned the result.
 pub const CONNECT_SYSCALL: u32 = 0;

@@ -6,23 +6,43 @@
 //! on one side cannot silently disagree with the other.
 #![no_std]
 
-/// Asserts at compile time that a wire struct's fields, listed in declaration order
-/// with their types, follow each other with no padding hole and end at its size: the
+/// A wire struct: `#[repr(C)]`, its size after a colon, and a compile-time check
+/// that its fields follow each other with no padding hole and end at that size: the
 /// kernel and the daemon then agree on every byte, and `Pod` holds (no uninitialised
 /// bytes). Padding is a named `_pad` field.
-macro_rules! assert_packed {
-    ($t:ty, $size:expr, { $($f:ident: $ft:ty),+ $(,)? }) => {
+macro_rules! wire {
+    (
+        $(#[$attr:meta])*
+        pub struct $name:ident: $size:literal {
+            $( $(#[$field_attr:meta])* pub $field:ident: $ty:ty ),+ $(,)?
+        }
+    ) => {
+        $(#[$attr])*
+        #[repr(C)]
+        pub struct $name {
+            $( $(#[$field_attr])* pub $field: $ty ),+
+        }
+
         const _: () = {
             let mut end = 0usize;
             $(
                 assert!(
-                    core::mem::offset_of!($t, $f) == end,
-                    concat!(stringify!($t), ".", stringify!($f), " does not follow the field before it")
+                    core::mem::offset_of!($name, $field) == end,
+                    concat!(
+                        stringify!($name), ".", stringify!($field),
+                        " does not follow the field before it"
+                    )
                 );
-                end += core::mem::size_of::<$ft>();
+                end += core::mem::size_of::<$ty>();
             )+
-            assert!(end == $size, concat!(stringify!($t), ": fields do not add up to its size"));
-            assert!(core::mem::size_of::<$t>() == $size, concat!(stringify!($t), ": wrong size"));
+            assert!(
+                end == $size,
+                concat!(stringify!($name), ": fields do not add up to its size")
+            );
+            assert!(
+                core::mem::size_of::<$name>() == $size,
+                concat!(stringify!($name), ": wrong size")
+            );
         };
     };
 }
@@ -100,34 +120,26 @@ impl EventKind {
     }
 }
 
-/// First bytes of every record.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Header {
-    /// `bpf_ktime_get_ns()`: CLOCK_MONOTONIC nanoseconds.
-    pub ktime_ns: u64,
-    /// The task's cgroup v2 id (`bpf_get_current_cgroup_id`: the inode number of its
-    /// cgroup directory); 0 when unknown.
-    pub cgroup_id: u64,
-    /// An [`EventKind`] as u32.
-    pub kind: u32,
-    /// Process id (thread group id).
-    pub tgid: u32,
-    /// Thread id.
-    pub tid: u32,
-    pub _pad: u32,
-    /// The task's comm, NUL-padded.
-    pub comm: [u8; COMM_LEN],
+wire! {
+    /// First bytes of every record.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Header: 48 {
+        /// `bpf_ktime_get_ns()`: CLOCK_MONOTONIC nanoseconds.
+        pub ktime_ns: u64,
+        /// The task's cgroup v2 id (`bpf_get_current_cgroup_id`: the inode number of its
+        /// cgroup directory); 0 when unknown.
+        pub cgroup_id: u64,
+        /// An [`EventKind`] as u32.
+        pub kind: u32,
+        /// Process id (thread group id).
+        pub tgid: u32,
+        /// Thread id.
+        pub tid: u32,
+        pub _pad: u32,
+        /// The task's comm, NUL-padded.
+        pub comm: [u8; COMM_LEN],
+    }
 }
-assert_packed!(Header, 48, {
-    ktime_ns: u64,
-    cgroup_id: u64,
-    kind: u32,
-    tgid: u32,
-    tid: u32,
-    _pad: u32,
-    comm: [u8; COMM_LEN],
-});
 // The kernel programs store `comm` as two words.
 const _: () = assert!(core::mem::offset_of!(Header, comm) % 8 == 0);
 
@@ -136,57 +148,42 @@ pub const AF_UNIX: u16 = 1;
 pub const AF_INET: u16 = 2;
 pub const AF_INET6: u16 = 10;
 
-/// A socket address as netwatch records it: an IPv4 address in the first four bytes
-/// of `addr`, an IPv6 address in all sixteen; the port in host byte order.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SockAddr {
-    pub addr: [u8; 16],
-    /// `AF_*`; 0 when nothing could be read.
-    pub family: u16,
-    pub port: u16,
+wire! {
+    /// A socket address as netwatch records it: an IPv4 address in the first four bytes
+    /// of `addr`, an IPv6 address in all sixteen; the port in host byte order.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct SockAddr: 20 {
+        pub addr: [u8; 16],
+        /// `AF_*`; 0 when nothing could be read.
+        pub family: u16,
+        pub port: u16,
+    }
 }
-assert_packed!(SockAddr, 20, {
-    addr: [u8; 16],
-    family: u16,
-    port: u16,
-});
 
-/// What netwatch knows of a socket, read from the kernel's `struct sock` at the
-/// moment of the event (see [`KernelOffsets`]).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SockInfo {
-    /// The `struct sock` address: identifies the socket across events.
-    pub sk: u64,
-    pub local: SockAddr,
-    pub remote: SockAddr,
-    /// `AF_*` of the socket.
-    pub family: u16,
-    /// `SOCK_STREAM`, `SOCK_DGRAM`, ...
-    pub sock_type: u16,
-    /// `IPPROTO_TCP`, `IPPROTO_UDP`, ...
-    pub protocol: u16,
-    /// TCP state (`TCP_ESTABLISHED` = 1, ... include/net/tcp_states.h).
-    pub state: u8,
-    /// `sk_userlocks`: [`SOCK_BINDPORT_LOCK`] is set when bind(2) chose the port.
-    pub userlocks: u8,
-    /// `SOCK_*` flags below.
-    pub flags: u32,
-    pub _pad: u32,
+wire! {
+    /// What netwatch knows of a socket, read from the kernel's `struct sock` at the
+    /// moment of the event (see [`KernelOffsets`]).
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct SockInfo: 64 {
+        /// The `struct sock` address: identifies the socket across events.
+        pub sk: u64,
+        pub local: SockAddr,
+        pub remote: SockAddr,
+        /// `AF_*` of the socket.
+        pub family: u16,
+        /// `SOCK_STREAM`, `SOCK_DGRAM`, ...
+        pub sock_type: u16,
+        /// `IPPROTO_TCP`, `IPPROTO_UDP`, ...
+        pub protocol: u16,
+        /// TCP state (`TCP_ESTABLISHED` = 1, ... include/net/tcp_states.h).
+        pub state: u8,
+        /// `sk_userlocks`: [`SOCK_BINDPORT_LOCK`] is set when bind(2) chose the port.
+        pub userlocks: u8,
+        /// `SOCK_*` flags below.
+        pub flags: u32,
+        pub _pad: u32,
+    }
 }
-assert_packed!(SockInfo, 64, {
-    sk: u64,
-    local: SockAddr,
-    remote: SockAddr,
-    family: u16,
-    sock_type: u16,
-    protocol: u16,
-    state: u8,
-    userlocks: u8,
-    flags: u32,
-    _pad: u32,
-});
 
 /// `SockInfo::flags`: the fd was resolved to a socket and the fields are filled.
 pub const SOCK_RESOLVED: u32 = 1;
@@ -277,84 +274,60 @@ impl Syscall {
     }
 }
 
-/// Load-time constants of the kernel programs, set by the loader through
-/// `EbpfLoader::override_global` under [`CONFIG_GLOBAL`].
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Config {
-    /// `--cgroup`: only tasks in this cgroup v2 (id) or below it produce events.
-    pub cgroup_id: u64,
-    /// Non-zero: only processes in the `WATCHED` map produce events.
-    pub filter_pids: u32,
-    /// Non-zero: children forked by this thread group are watched from birth
-    /// (`netwatch -- CMD`: netwatch's own pid).
-    pub spawner_tgid: u32,
-    /// Non-zero: successful connects are queued too (`-v`).
-    pub verbose: u32,
-    /// Depth of that cgroup below the root (for bpf_get_current_ancestor_cgroup_id).
-    pub cgroup_level: u32,
-    /// Always 0: guards instructions the verifier must see but that never run
-    /// (`sockaddr::stay_on_kernel_stack` in netwatch-ebpf).
-    pub never: u32,
-    pub _pad: u32,
+wire! {
+    /// Load-time constants of the kernel programs, set by the loader through
+    /// `EbpfLoader::override_global` under [`CONFIG_GLOBAL`].
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct Config: 32 {
+        /// `--cgroup`: only tasks in this cgroup v2 (id) or below it produce events.
+        pub cgroup_id: u64,
+        /// Non-zero: only processes in the `WATCHED` map produce events.
+        pub filter_pids: u32,
+        /// Non-zero: children forked by this thread group are watched from birth
+        /// (`netwatch -- CMD`: netwatch's own pid).
+        pub spawner_tgid: u32,
+        /// Non-zero: successful connects are queued too (`-v`).
+        pub verbose: u32,
+        /// Depth of that cgroup below the root (for bpf_get_current_ancestor_cgroup_id).
+        pub cgroup_level: u32,
+        /// Always 0: guards instructions the verifier must see but that never run
+        /// (`sockaddr::stay_on_kernel_stack` in netwatch-ebpf).
+        pub never: u32,
+        pub _pad: u32,
+    }
 }
-assert_packed!(Config, 32, {
-    cgroup_id: u64,
-    filter_pids: u32,
-    spawner_tgid: u32,
-    verbose: u32,
-    cgroup_level: u32,
-    never: u32,
-    _pad: u32,
-});
 
-/// Offsets of the tracepoint record fields the programs read, from tracefs `format`
-/// files at start-up. [`ABSENT`] marks a field this kernel's record does not have.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TpLayout {
-    // tcp:tcp_receive_reset
-    pub rr_skaddr: u32,
-    // tcp:tcp_send_reset
-    pub sr_skaddr: u32,
-    pub sr_state: u32,
-    pub sr_reason: u32,
-    /// The RST's addresses as two `sockaddr_in6`-sized buffers (Linux 6.10 and
-    /// later; see [`SR_TUPLE_LEN`] for the older layout).
-    pub sr_saddr: u32,
-    pub sr_daddr: u32,
-    /// The older layout (before 6.10): `sport`, `dport` (host order), `family`,
-    /// `saddr[4]`, `daddr[4]`, `saddr_v6[16]`, `daddr_v6[16]`, packed from here.
-    pub sr_tuple: u32,
-    // signal:signal_generate
-    pub sg_sig: u32,
-    pub sg_code: u32,
-    pub sg_comm: u32,
-    pub sg_pid: u32,
-    pub sg_group: u32,
-    pub sg_result: u32,
-    // sched:sched_process_exit
-    pub pe_group_dead: u32,
-    // sched:sched_process_exec
-    pub ex_old_pid: u32,
+wire! {
+    /// Offsets of the tracepoint record fields the programs read, from tracefs `format`
+    /// files at start-up. [`ABSENT`] marks a field this kernel's record does not have.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct TpLayout: 60 {
+        // tcp:tcp_receive_reset
+        pub rr_skaddr: u32,
+        // tcp:tcp_send_reset
+        pub sr_skaddr: u32,
+        pub sr_state: u32,
+        pub sr_reason: u32,
+        /// The RST's addresses as two `sockaddr_in6`-sized buffers (Linux 6.10 and
+        /// later; see [`SR_TUPLE_LEN`] for the older layout).
+        pub sr_saddr: u32,
+        pub sr_daddr: u32,
+        /// The older layout (before 6.10): `sport`, `dport` (host order), `family`,
+        /// `saddr[4]`, `daddr[4]`, `saddr_v6[16]`, `daddr_v6[16]`, packed from here.
+        pub sr_tuple: u32,
+        // signal:signal_generate
+        pub sg_sig: u32,
+        pub sg_code: u32,
+        pub sg_comm: u32,
+        pub sg_pid: u32,
+        pub sg_group: u32,
+        pub sg_result: u32,
+        // sched:sched_process_exit
+        pub pe_group_dead: u32,
+        // sched:sched_process_exec
+        pub ex_old_pid: u32,
+    }
 }
-assert_packed!(TpLayout, 60, {
-    rr_skaddr: u32,
-    sr_skaddr: u32,
-    sr_state: u32,
-    sr_reason: u32,
-    sr_saddr: u32,
-    sr_daddr: u32,
-    sr_tuple: u32,
-    sg_sig: u32,
-    sg_code: u32,
-    sg_comm: u32,
-    sg_pid: u32,
-    sg_group: u32,
-    sg_result: u32,
-    pe_group_dead: u32,
-    ex_old_pid: u32,
-});
 
 /// Length of the block at `TpLayout::sr_tuple`.
 pub const SR_TUPLE_LEN: usize = 46;
@@ -388,107 +361,68 @@ impl TpLayout {
     };
 }
 
-/// Offsets of kernel struct members, found in the kernel's BTF at start-up (there are
-/// no CO-RE relocations for Rust programs). `valid == 0` means BTF was unavailable, or
-/// lacked a member every BTF feature needs (the task's ids and fd table, a socket's
-/// addresses): the programs then skip all of them. Each member only one feature needs
-/// has a bit in `features` ([`FEATURE_EXIT_CODE`]...): a kernel whose BTF lacks it,
-/// or shapes it differently, loses that feature alone.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct KernelOffsets {
-    pub valid: u32,
-    /// `FEATURE_*` bits: the optional members found.
-    pub features: u32,
-    pub task_exit_code: u32,
-    pub task_files: u32,
-    pub task_tgid: u32,
-    pub task_pid: u32,
-    pub task_sighand: u32,
-    pub files_fdt: u32,
-    pub fdt_max_fds: u32,
-    pub fdt_fd: u32,
-    pub file_private_data: u32,
-    pub file_inode: u32,
-    pub inode_mode: u32,
-    pub socket_sk: u32,
-    pub sk_daddr: u32,
-    pub sk_rcv_saddr: u32,
-    pub sk_dport: u32,
-    pub sk_num: u32,
-    pub sk_family: u32,
-    pub sk_state: u32,
-    pub sk_v6_daddr: u32,
-    pub sk_v6_rcv_saddr: u32,
-    pub sk_type: u32,
-    pub sk_protocol: u32,
-    pub sk_userlocks: u32,
-    pub sk_err: u32,
-    pub sighand_action: u32,
-    /// `sizeof(struct k_sigaction)`.
-    pub k_sigaction_size: u32,
-    /// `struct inet_sock.inet_sport`: the local port in network order, kept after
-    /// the kernel releases `skc_num` (a reset socket goes to CLOSE and loses it).
-    pub inet_sport: u32,
-    /// `task_struct.comm`, read as two words instead of `bpf_get_current_comm`.
-    pub task_comm: u32,
-    /// `task_struct.cgroups` -> `css_set.dfl_cgrp` -> `cgroup.kn` -> `kernfs_node.id`:
-    /// the cgroup v2 id `bpf_get_current_cgroup_id` returns, by direct loads.
-    pub task_cgroups: u32,
-    pub css_set_dfl_cgrp: u32,
-    pub cgroup_kn: u32,
-    pub kernfs_node_id: u32,
-    /// `struct socket.type`: read with `socket.sk` in one copy.
-    pub socket_type: u32,
-    /// `struct tcp_sock.srtt_us` (from the `struct sock` it opens with): non-zero once
-    /// the connection has had a round-trip sample, so it was established.
-    pub tcp_srtt_us: u32,
-    /// `sock.sk_userlocks` is a 4-bit bitfield before Linux 6.2 or so: the byte at
-    /// `sk_userlocks` shifted right by this many bits and masked with
-    /// `sk_userlocks_mask` (0 and 0xff for a plain `u8`).
-    pub sk_userlocks_shift: u32,
-    pub sk_userlocks_mask: u32,
+wire! {
+    /// Offsets of kernel struct members, found in the kernel's BTF at start-up (there are
+    /// no CO-RE relocations for Rust programs). `valid == 0` means BTF was unavailable, or
+    /// lacked a member every BTF feature needs (the task's ids and fd table, a socket's
+    /// addresses): the programs then skip all of them. Each member only one feature needs
+    /// has a bit in `features` ([`FEATURE_EXIT_CODE`]...): a kernel whose BTF lacks it,
+    /// or shapes it differently, loses that feature alone.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct KernelOffsets: 152 {
+        pub valid: u32,
+        /// `FEATURE_*` bits: the optional members found.
+        pub features: u32,
+        pub task_exit_code: u32,
+        pub task_files: u32,
+        pub task_tgid: u32,
+        pub task_pid: u32,
+        pub task_sighand: u32,
+        pub files_fdt: u32,
+        pub fdt_max_fds: u32,
+        pub fdt_fd: u32,
+        pub file_private_data: u32,
+        pub file_inode: u32,
+        pub inode_mode: u32,
+        pub socket_sk: u32,
+        pub sk_daddr: u32,
+        pub sk_rcv_saddr: u32,
+        pub sk_dport: u32,
+        pub sk_num: u32,
+        pub sk_family: u32,
+        pub sk_state: u32,
+        pub sk_v6_daddr: u32,
+        pub sk_v6_rcv_saddr: u32,
+        pub sk_type: u32,
+        pub sk_protocol: u32,
+        pub sk_userlocks: u32,
+        pub sk_err: u32,
+        pub sighand_action: u32,
+        /// `sizeof(struct k_sigaction)`.
+        pub k_sigaction_size: u32,
+        /// `struct inet_sock.inet_sport`: the local port in network order, kept after
+        /// the kernel releases `skc_num` (a reset socket goes to CLOSE and loses it).
+        pub inet_sport: u32,
+        /// `task_struct.comm`, read as two words instead of `bpf_get_current_comm`.
+        pub task_comm: u32,
+        /// `task_struct.cgroups` -> `css_set.dfl_cgrp` -> `cgroup.kn` -> `kernfs_node.id`:
+        /// the cgroup v2 id `bpf_get_current_cgroup_id` returns, by direct loads.
+        pub task_cgroups: u32,
+        pub css_set_dfl_cgrp: u32,
+        pub cgroup_kn: u32,
+        pub kernfs_node_id: u32,
+        /// `struct socket.type`: read with `socket.sk` in one copy.
+        pub socket_type: u32,
+        /// `struct tcp_sock.srtt_us` (from the `struct sock` it opens with): non-zero once
+        /// the connection has had a round-trip sample, so it was established.
+        pub tcp_srtt_us: u32,
+        /// `sock.sk_userlocks` is a 4-bit bitfield before Linux 6.2 or so: the byte at
+        /// `sk_userlocks` shifted right by this many bits and masked with
+        /// `sk_userlocks_mask` (0 and 0xff for a plain `u8`).
+        pub sk_userlocks_shift: u32,
+        pub sk_userlocks_mask: u32,
+    }
 }
-assert_packed!(KernelOffsets, 152, {
-    valid: u32,
-    features: u32,
-    task_exit_code: u32,
-    task_files: u32,
-    task_tgid: u32,
-    task_pid: u32,
-    task_sighand: u32,
-    files_fdt: u32,
-    fdt_max_fds: u32,
-    fdt_fd: u32,
-    file_private_data: u32,
-    file_inode: u32,
-    inode_mode: u32,
-    socket_sk: u32,
-    sk_daddr: u32,
-    sk_rcv_saddr: u32,
-    sk_dport: u32,
-    sk_num: u32,
-    sk_family: u32,
-    sk_state: u32,
-    sk_v6_daddr: u32,
-    sk_v6_rcv_saddr: u32,
-    sk_type: u32,
-    sk_protocol: u32,
-    sk_userlocks: u32,
-    sk_err: u32,
-    sighand_action: u32,
-    k_sigaction_size: u32,
-    inet_sport: u32,
-    task_comm: u32,
-    task_cgroups: u32,
-    css_set_dfl_cgrp: u32,
-    cgroup_kn: u32,
-    kernfs_node_id: u32,
-    socket_type: u32,
-    tcp_srtt_us: u32,
-    sk_userlocks_shift: u32,
-    sk_userlocks_mask: u32,
-});
 
 /// `KernelOffsets::features`: `task_struct.exit_code` (exit statuses).
 pub const FEATURE_EXIT_CODE: u32 = 1;
@@ -618,15 +552,13 @@ impl Family {
     }
 }
 
-/// Lost failures of one process: `n[class * Family::COUNTED + family]`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ProcCounts {
-    pub n: [u64; ErrorClass::COUNT * Family::COUNTED],
+wire! {
+    /// Lost failures of one process: `n[class * Family::COUNTED + family]`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct ProcCounts: 200 {
+        pub n: [u64; ErrorClass::COUNT * Family::COUNTED],
+    }
 }
-assert_packed!(ProcCounts, 200, {
-    n: [u64; ErrorClass::COUNT * Family::COUNTED],
-});
 
 impl ProcCounts {
     pub const ZERO: Self = Self {
@@ -647,31 +579,24 @@ impl ProcCounts {
     }
 }
 
-/// What the kernel programs know of a socket: the process last seen using it from
-/// process context, and where its connect stands.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Owner {
-    pub cgroup_id: u64,
-    /// 0: no process seen yet (an error was reported on the socket first).
-    pub tgid: u32,
-    pub tid: u32,
-    pub comm: [u8; COMM_LEN],
-    /// Non-zero once connect(2) returned EINPROGRESS (or EINTR), until an error is
-    /// reported on the socket: that error is the connect's outcome.
-    pub connecting: u32,
-    /// An error reported on the socket before its connect(2) returned, which that
-    /// return consumes; 0: none.
-    pub pending_err: i32,
+wire! {
+    /// What the kernel programs know of a socket: the process last seen using it from
+    /// process context, and where its connect stands.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct Owner: 40 {
+        pub cgroup_id: u64,
+        /// 0: no process seen yet (an error was reported on the socket first).
+        pub tgid: u32,
+        pub tid: u32,
+        pub comm: [u8; COMM_LEN],
+        /// Non-zero once connect(2) returned EINPROGRESS (or EINTR), until an error is
+        /// reported on the socket: that error is the connect's outcome.
+        pub connecting: u32,
+        /// An error reported on the socket before its connect(2) returned, which that
+        /// return consumes; 0: none.
+        pub pending_err: i32,
+    }
 }
-assert_packed!(Owner, 40, {
-    cgroup_id: u64,
-    tgid: u32,
-    tid: u32,
-    comm: [u8; COMM_LEN],
-    connecting: u32,
-    pending_err: i32,
-});
 const _: () = assert!(core::mem::offset_of!(Owner, comm) % 8 == 0);
 
 /// Name of the [`Config`] global in the eBPF object.
@@ -687,7 +612,7 @@ pub const WATCHED_MAX: u32 = 16384;
 
 #[cfg(feature = "user")]
 mod user {
-    // SAFETY: plain `#[repr(C)]` integers with no padding holes (`assert_packed!` above).
+    // SAFETY: plain `#[repr(C)]` integers with no padding holes (checked by `wire!`).
     unsafe impl aya::Pod for super::Config {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::TpLayout {}

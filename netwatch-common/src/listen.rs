@@ -3,18 +3,13 @@
 
 use crate::{Header, SockInfo};
 
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ListenEvent {
-    pub header: Header,
-    pub sock: SockInfo,
-    pub fd: i32,
-    /// A [`crate::Syscall`]: listen.
-    pub syscall: u32,
+wire! {
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct ListenEvent: 120 {
+        pub header: Header,
+        pub sock: SockInfo,
+        pub fd: i32,
+        /// A [`crate::Syscall`]: listen.
+        pub syscall: u32,
+    }
 }
-assert_packed!(ListenEvent, 120, {
-    header: Header,
-    sock: SockInfo,
-    fd: i32,
-    syscall: u32,
-});

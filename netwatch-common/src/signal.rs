@@ -2,36 +2,26 @@
 
 use crate::{COMM_LEN, Header};
 
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SignalEvent {
-    pub header: Header,
-    /// The target's handler for the signal (0 = SIG_DFL, 1 = SIG_IGN, else a
-    /// function), when the target is the current task; [`HANDLER_UNKNOWN`] otherwise.
-    pub handler: u64,
-    /// Target thread id.
-    pub target_tid: i32,
-    pub sig: i32,
-    /// `si_code` (SI_KERNEL, SI_USER...).
-    pub code: i32,
-    /// `enum trace_signal_result`: 0 delivered, 1 ignored, 2 already pending, ...
-    pub result: i32,
-    /// Non-zero when sent to the whole thread group.
-    pub group: u32,
-    pub _pad: u32,
-    pub target_comm: [u8; COMM_LEN],
+wire! {
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct SignalEvent: 96 {
+        pub header: Header,
+        /// The target's handler for the signal (0 = SIG_DFL, 1 = SIG_IGN, else a
+        /// function), when the target is the current task; [`HANDLER_UNKNOWN`] otherwise.
+        pub handler: u64,
+        /// Target thread id.
+        pub target_tid: i32,
+        pub sig: i32,
+        /// `si_code` (SI_KERNEL, SI_USER...).
+        pub code: i32,
+        /// `enum trace_signal_result`: 0 delivered, 1 ignored, 2 already pending, ...
+        pub result: i32,
+        /// Non-zero when sent to the whole thread group.
+        pub group: u32,
+        pub _pad: u32,
+        pub target_comm: [u8; COMM_LEN],
+    }
 }
-assert_packed!(SignalEvent, 96, {
-    header: Header,
-    handler: u64,
-    target_tid: i32,
-    sig: i32,
-    code: i32,
-    result: i32,
-    group: u32,
-    _pad: u32,
-    target_comm: [u8; COMM_LEN],
-});
 
 pub const HANDLER_UNKNOWN: u64 = u64::MAX;
 

@@ -4,23 +4,16 @@
 
 use crate::{Header, SockInfo};
 
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SockIoEvent {
-    pub header: Header,
-    pub sock: SockInfo,
-    /// Positive errno.
-    pub errno: i32,
-    pub fd: i32,
-    /// A [`crate::Syscall`].
-    pub syscall: u32,
-    pub _pad: u32,
+wire! {
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct SockIoEvent: 128 {
+        pub header: Header,
+        pub sock: SockInfo,
+        /// Positive errno.
+        pub errno: i32,
+        pub fd: i32,
+        /// A [`crate::Syscall`].
+        pub syscall: u32,
+        pub _pad: u32,
+    }
 }
-assert_packed!(SockIoEvent, 128, {
-    header: Header,
-    sock: SockInfo,
-    errno: i32,
-    fd: i32,
-    syscall: u32,
-    _pad: u32,
-});

@@ -255,7 +255,10 @@ fn dump(stdout: &str) {
     let Some(dir) = std::env::var_os("NETWATCH_TEST_DUMP") else {
         return;
     };
-    let test = thread::current().name().unwrap_or("main").replace("::", ".");
+    let test = thread::current()
+        .name()
+        .unwrap_or("main")
+        .replace("::", ".");
     let path = std::path::Path::new(&dir).join(test);
     let written = std::fs::OpenOptions::new()
         .create(true)
