@@ -41,7 +41,7 @@ mod tests {
     use super::*;
     use crate::event::{
         Body, decode,
-        tests::{bytes_of, header},
+        tests::{assert_short, bytes_of, header},
     };
 
     fn record(addr: SockAddr, errno: i32) -> Vec<u8> {
@@ -111,13 +111,6 @@ mod tests {
     #[test]
     fn short_bind_record_is_an_error() {
         let bytes = record(SockAddr::default(), 98);
-        assert!(matches!(
-            decode(&bytes[..68]),
-            Err(DecodeError::Short {
-                kind: EventKind::Bind,
-                len: 68,
-                need: 80
-            })
-        ));
+        assert_short(&bytes, 80, 68, EventKind::Bind);
     }
 }

@@ -53,7 +53,7 @@ mod tests {
     use crate::event::{
         Body, decode,
         sock::{Proto, Socket, TcpState},
-        tests::{bytes_of, expected, header, inet4, inet6},
+        tests::{assert_short, bytes_of, expected, header, inet4, inet6},
     };
 
     const SK: u64 = 0xffff_8881_0abc_d000;
@@ -254,14 +254,6 @@ mod tests {
     #[test]
     fn short_connect_record_is_an_error() {
         let bytes = record(SockInfo::default(), SockAddr::default(), 111, 3, 0);
-        assert_eq!(bytes.len(), 152);
-        assert_eq!(
-            decode(&bytes[..151]),
-            Err(DecodeError::Short {
-                kind: EventKind::Connect,
-                len: 151,
-                need: 152
-            })
-        );
+        assert_short(&bytes, 152, 151, EventKind::Connect);
     }
 }

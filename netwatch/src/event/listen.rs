@@ -32,7 +32,7 @@ mod tests {
     use crate::event::{
         Addr, Body, decode,
         sock::{Proto, Sock, Socket, TcpState},
-        tests::{bytes_of, expected, header, inet4},
+        tests::{assert_short, bytes_of, expected, header, inet4},
     };
 
     fn record(fd: i32, sock: SockInfo) -> Vec<u8> {
@@ -99,14 +99,6 @@ mod tests {
     #[test]
     fn short_listen_record_is_an_error() {
         let bytes = record(3, SockInfo::default());
-        assert_eq!(bytes.len(), 120);
-        assert_eq!(
-            decode(&bytes[..119]),
-            Err(DecodeError::Short {
-                kind: EventKind::Listen,
-                len: 119,
-                need: 120
-            })
-        );
+        assert_short(&bytes, 120, 119, EventKind::Listen);
     }
 }

@@ -294,6 +294,20 @@ pub(crate) mod tests {
         }
     }
 
+    /// `bytes` is a whole record of `len` bytes, and cut to `cut` it is refused as short.
+    pub(crate) fn assert_short(bytes: &[u8], len: usize, cut: usize, kind: EventKind) {
+        assert_eq!(bytes.len(), len, "{kind:?}");
+        assert_eq!(
+            decode(&bytes[..cut]),
+            Err(DecodeError::Short {
+                kind,
+                len: cut,
+                need: len
+            }),
+            "{kind:?}"
+        );
+    }
+
     /// The event [`header`] describes, with `body`.
     pub(crate) fn expected(comm: &[u8], body: Body) -> Event {
         Event {

@@ -179,7 +179,7 @@ mod decode_tests {
     use super::*;
     use crate::event::{
         Body, Event, decode,
-        tests::{bytes_of, expected, header},
+        tests::{assert_short, bytes_of, expected, header},
     };
 
     fn exit(status: i32) -> Event {
@@ -287,16 +287,7 @@ mod decode_tests {
             (EventKind::Fork, fork),
             (EventKind::Exec, exec),
         ] {
-            assert_eq!(bytes.len(), 56);
-            assert_eq!(
-                decode(&bytes[..52]),
-                Err(DecodeError::Short {
-                    kind,
-                    len: 52,
-                    need: 56
-                }),
-                "{kind:?}"
-            );
+            assert_short(&bytes, 56, 52, kind);
         }
     }
 }

@@ -97,7 +97,7 @@ mod tests {
     use super::*;
     use crate::event::{
         Body, decode,
-        tests::{bytes_of, expected, header, inet4, inet6},
+        tests::{assert_short, bytes_of, expected, header, inet4, inet6},
     };
 
     fn record(
@@ -227,14 +227,6 @@ mod tests {
             1,
             ABSENT,
         );
-        assert_eq!(bytes.len(), 112);
-        assert_eq!(
-            decode(&bytes[..104]),
-            Err(DecodeError::Short {
-                kind: EventKind::Reset,
-                len: 104,
-                need: 112
-            })
-        );
+        assert_short(&bytes, 112, 104, EventKind::Reset);
     }
 }

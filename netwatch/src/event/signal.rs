@@ -160,7 +160,7 @@ mod decode_tests {
     use super::*;
     use crate::event::{
         Body, decode,
-        tests::{bytes_of, expected, header},
+        tests::{assert_short, bytes_of, expected, header},
     };
 
     /// SI_KERNEL: the kernel raised it (a write on a broken pipe or socket).
@@ -247,14 +247,6 @@ mod decode_tests {
     #[test]
     fn short_signal_record_is_an_error() {
         let bytes = record(0, SIG_DFL, b"w");
-        assert_eq!(bytes.len(), 96);
-        assert_eq!(
-            decode(&bytes[..80]),
-            Err(DecodeError::Short {
-                kind: EventKind::Signal,
-                len: 80,
-                need: 96
-            })
-        );
+        assert_short(&bytes, 96, 80, EventKind::Signal);
     }
 }

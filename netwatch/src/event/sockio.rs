@@ -55,7 +55,7 @@ mod tests {
     use crate::event::{
         Addr, Body, decode,
         sock::{Proto, Socket, TcpState},
-        tests::{bytes_of, expected, header, inet4, inet6},
+        tests::{assert_short, bytes_of, expected, header, inet4, inet6},
     };
 
     fn record(syscall: u32, errno: i32, fd: i32, sock: SockInfo) -> Vec<u8> {
@@ -207,14 +207,6 @@ mod tests {
     #[test]
     fn short_sockio_record_is_an_error() {
         let bytes = record(Syscall::Write as u32, 32, 1, tcp4_closed());
-        assert_eq!(bytes.len(), 128);
-        assert_eq!(
-            decode(&bytes[..108]),
-            Err(DecodeError::Short {
-                kind: EventKind::SockIo,
-                len: 108,
-                need: 128
-            })
-        );
+        assert_short(&bytes, 128, 108, EventKind::SockIo);
     }
 }
