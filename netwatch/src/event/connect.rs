@@ -45,15 +45,15 @@ mod tests {
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     use netwatch_common::{
-        AF_INET, AF_INET6, SOCK_BINDPORT_LOCK, SOCK_NOT_A_SOCKET, SOCK_RESOLVED, SockAddr,
-        SockInfo, connect::CONNECT_SYSCALL,
+        AF_INET, SOCK_BINDPORT_LOCK, SOCK_NOT_A_SOCKET, SOCK_RESOLVED, SockAddr, SockInfo,
+        connect::CONNECT_SYSCALL,
     };
 
     use super::*;
     use crate::event::{
         Body, decode,
         sock::{Proto, Socket, TcpState},
-        tests::{assert_short, bytes_of, expected, header, inet4, inet6},
+        tests::{assert_short, bytes_of, expected, header, inet4, inet6, tcp_sock},
     };
 
     const SK: u64 = 0xffff_8881_0abc_d000;
@@ -71,18 +71,7 @@ mod tests {
     }
 
     fn tcp4(local: SockAddr, remote: SockAddr, state: u8, userlocks: u8) -> SockInfo {
-        SockInfo {
-            sk: SK,
-            local,
-            remote,
-            family: AF_INET,
-            sock_type: 1,
-            protocol: 6,
-            state,
-            userlocks,
-            flags: SOCK_RESOLVED,
-            _pad: 0,
-        }
+        tcp_sock(SK, local, remote, state, userlocks)
     }
 
     #[test]
@@ -123,18 +112,13 @@ mod tests {
     #[test]
     fn error_report_has_no_fd_and_is_async() {
         let dst = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 7);
-        let sock = SockInfo {
-            sk: SK,
-            local: inet6(Ipv6Addr::LOCALHOST, 8443),
-            remote: inet6(dst, 443),
-            family: AF_INET6,
-            sock_type: 1,
-            protocol: 6,
-            state: 7,
-            userlocks: SOCK_BINDPORT_LOCK,
-            flags: SOCK_RESOLVED,
-            _pad: 0,
-        };
+        let sock = tcp_sock(
+            SK,
+            inet6(Ipv6Addr::LOCALHOST, 8443),
+            inet6(dst, 443),
+            7,
+            SOCK_BINDPORT_LOCK,
+        );
         let ev = decode(&record(
             sock,
             inet6(dst, 443),

@@ -26,13 +26,13 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Listen, DecodeError> {
 mod tests {
     use std::net::Ipv4Addr;
 
-    use netwatch_common::{AF_INET, SOCK_BINDPORT_LOCK, SOCK_RESOLVED, SockInfo, Syscall};
+    use netwatch_common::{SOCK_BINDPORT_LOCK, SockInfo, Syscall};
 
     use super::*;
     use crate::event::{
         Addr, Body, decode,
         sock::{Proto, Sock, Socket, TcpState},
-        tests::{assert_short, bytes_of, expected, header, inet4},
+        tests::{assert_short, bytes_of, expected, header, inet4, tcp_sock},
     };
 
     fn record(fd: i32, sock: SockInfo) -> Vec<u8> {
@@ -46,18 +46,13 @@ mod tests {
 
     #[test]
     fn decodes_a_listening_tcp_socket() {
-        let info = SockInfo {
-            sk: 0xffff_8881_3333_0000,
-            local: inet4([0, 0, 0, 0], 8080),
-            remote: inet4([0, 0, 0, 0], 0),
-            family: AF_INET,
-            sock_type: 1,
-            protocol: 6,
-            state: 10,
-            userlocks: SOCK_BINDPORT_LOCK,
-            flags: SOCK_RESOLVED,
-            _pad: 0,
-        };
+        let info = tcp_sock(
+            0xffff_8881_3333_0000,
+            inet4([0, 0, 0, 0], 8080),
+            inet4([0, 0, 0, 0], 0),
+            10,
+            SOCK_BINDPORT_LOCK,
+        );
         let ev = decode(&record(6, info)).unwrap();
         assert_eq!(
             ev,

@@ -276,7 +276,7 @@ impl fmt::Debug for Comm {
 pub(crate) mod tests {
     use std::net::Ipv6Addr;
 
-    use netwatch_common::{AF_INET, AF_INET6, COMM_LEN, Header, SockAddr};
+    use netwatch_common::{AF_INET, AF_INET6, COMM_LEN, Header, SockAddr, SockInfo};
 
     use super::*;
 
@@ -317,6 +317,29 @@ pub(crate) mod tests {
             tid: 4243,
             comm: Comm::from_raw(comm),
             body,
+        }
+    }
+
+    /// A resolved TCP socket as the kernel programs record it (the family is the
+    /// local address's).
+    pub(crate) fn tcp_sock(
+        sk: u64,
+        local: SockAddr,
+        remote: SockAddr,
+        state: u8,
+        userlocks: u8,
+    ) -> SockInfo {
+        SockInfo {
+            sk,
+            local,
+            remote,
+            family: local.family,
+            sock_type: 1,
+            protocol: 6,
+            state,
+            userlocks,
+            flags: netwatch_common::SOCK_RESOLVED,
+            _pad: 0,
         }
     }
 

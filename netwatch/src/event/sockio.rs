@@ -48,14 +48,14 @@ mod tests {
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     use netwatch_common::{
-        AF_INET, AF_INET6, AF_UNIX, SOCK_BINDPORT_LOCK, SOCK_NOT_A_SOCKET, SOCK_RESOLVED, SockInfo,
+        AF_INET6, AF_UNIX, SOCK_BINDPORT_LOCK, SOCK_NOT_A_SOCKET, SOCK_RESOLVED, SockInfo,
     };
 
     use super::*;
     use crate::event::{
         Addr, Body, decode,
         sock::{Proto, Socket, TcpState},
-        tests::{assert_short, bytes_of, expected, header, inet4, inet6},
+        tests::{assert_short, bytes_of, expected, header, inet4, inet6, tcp_sock},
     };
 
     fn record(syscall: u32, errno: i32, fd: i32, sock: SockInfo) -> Vec<u8> {
@@ -70,18 +70,13 @@ mod tests {
     }
 
     fn tcp4_closed() -> SockInfo {
-        SockInfo {
-            sk: 0xffff_8881_2222_0000,
-            local: inet4([127, 0, 0, 1], 8000),
-            remote: inet4([127, 0, 0, 1], 51_234),
-            family: AF_INET,
-            sock_type: 1,
-            protocol: 6,
-            state: 7,
-            userlocks: SOCK_BINDPORT_LOCK,
-            flags: SOCK_RESOLVED,
-            _pad: 0,
-        }
+        tcp_sock(
+            0xffff_8881_2222_0000,
+            inet4([127, 0, 0, 1], 8000),
+            inet4([127, 0, 0, 1], 51_234),
+            7,
+            SOCK_BINDPORT_LOCK,
+        )
     }
 
     #[test]
