@@ -37,11 +37,7 @@ impl Drop for TestCgroup {
 
 const ONE_BIND_FAILURE: &str = r#"
 go()
-s = socket.socket()
-try:
-    s.bind(("203.0.113.1", 1))
-except OSError as e:
-    say(err=e.errno)
+fail_bind()
 "#;
 
 #[test]

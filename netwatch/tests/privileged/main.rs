@@ -55,6 +55,33 @@ for family, addr in [(socket.AF_INET, ("127.0.0.1", hold.getsockname()[1])),
         say(err=e.errno)
 "#;
 
+/// A client of the script's server: connects to the `port` it says, checks that it
+/// saw this client (`peer`), and reads `n` bytes from it. The client, the server's
+/// port and the client's.
+fn read_from_server(server: &mut Actor, n: usize) -> (std::net::TcpStream, u16, u16) {
+    let port: u16 = server.read("port").parse().unwrap();
+    let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let cport = client.local_addr().unwrap().port();
+    assert_eq!(server.read("peer"), cport.to_string());
+    let mut buf = vec![0u8; n];
+    std::io::Read::read_exact(&mut client, &mut buf).unwrap();
+    (client, port, cport)
+}
+
+/// Runs [`BIND_FAILURES`] to its end (its three failed binds made); its pid.
+fn bind_failures_made() -> u32 {
+    let mut actor = Actor::spawn(BIND_FAILURES);
+    actor.read("port");
+    actor.read("port6");
+    actor.go();
+    let pid = actor.pid();
+    for _ in 0..3 {
+        actor.read("err");
+    }
+    assert!(actor.wait().success());
+    pid
+}
+
 fn is_bind_of(v: &Value, pid: u32, errno: i64) -> bool {
     v["kind"] == "bind" && v["pid"] == pid && v["errno"] == errno
 }

@@ -172,11 +172,7 @@ fn a_thread_id_traces_its_process_and_repeats_count_once() {
 import threading
 def fail():
     go()
-    s = socket.socket()
-    try:
-        s.bind(("203.0.113.1", 1))
-    except OSError as e:
-        say(err=e.errno)
+    fail_bind()
 t = threading.Thread(target=fail); t.start()
 say(tid=t.native_id)
 t.join()

@@ -6,7 +6,7 @@ use std::fs;
 use serde_json::Value;
 
 use crate::support::{Actor, Netwatch, run};
-use crate::{Netns, daphne, json_lines, require_root, reset};
+use crate::{Netns, daphne, json_lines, read_from_server, require_root, reset};
 
 fn diagnoses(events: &[Value], pid: u32) -> Vec<&Value> {
     events
@@ -212,9 +212,7 @@ fn report_2_eaddrnotavail_not_local_exhaustion_and_collision() {
     ns.sysctl("net.ipv4.tcp_timestamps=0");
     let mut nw = Netwatch::start(&["-j"]);
 
-    let mut notlocal = Actor::spawn(
-        "s = socket.socket()\ntry:\n    s.bind(('203.0.113.1', 8080))\nexcept OSError as e:\n    say(err=e.errno)",
-    );
+    let mut notlocal = Actor::spawn("fail_bind(8080)");
     assert_eq!(notlocal.read("err"), "99");
     let d = nw.wait_json("address not local", |v| {
         v["kind"] == "diagnosis" && v["pid"] == notlocal.pid()
@@ -470,12 +468,7 @@ except OSError as e:
     say(err=e.errno)
 "#,
     );
-    let port: u16 = server.read("port").parse().unwrap();
-    let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let cport = client.local_addr().unwrap().port();
-    assert_eq!(server.read("peer"), cport.to_string());
-    let mut frame = [0u8; 4];
-    std::io::Read::read_exact(&mut client, &mut frame).unwrap();
+    let (client, port, cport) = read_from_server(&mut server, 4);
     reset(client);
     assert_eq!(server.read("err"), "104");
     let pid = server.pid();

@@ -7,7 +7,7 @@ use std::{fs, time::Duration};
 use serde_json::Value;
 
 use crate::support::{self, Actor, Netwatch, run};
-use crate::{BIND_FAILURES, daphne, json_lines, require_root};
+use crate::{bind_failures_made, daphne, json_lines, require_root};
 
 // ---------------------------------------------------------------------------------
 // Losing the output: a reader that leaves, a full disk.
@@ -295,15 +295,7 @@ fn without_btf_it_warns_and_keeps_tracing_but_cannot_follow_forks() {
     require_root();
     let env = [("NETWATCH_BTF", "/nonexistent/vmlinux")];
     let mut nw = Netwatch::start_with_env(&["-j"], &env);
-    let mut actor = Actor::spawn(BIND_FAILURES);
-    actor.read("port");
-    actor.read("port6");
-    actor.go();
-    let pid = actor.pid();
-    for _ in 0..3 {
-        actor.read("err");
-    }
-    assert!(actor.wait().success());
+    let pid = bind_failures_made();
     nw.wait_json("a bind failure, without BTF", |v| {
         v["kind"] == "bind" && v["pid"] == pid
     });
@@ -359,11 +351,7 @@ fn hostile_process_names_are_escaped_in_text_and_json() {
 import ctypes
 ctypes.CDLL(None).prctl(15, b"a\nb\x1b[31m\"q\xff", 0, 0, 0)  # PR_SET_NAME
 go()
-s = socket.socket()
-try:
-    s.bind(("203.0.113.1", 1))
-except OSError as e:
-    say(err=e.errno)
+fail_bind()
 "#;
     for json in [false, true] {
         let mut nw = Netwatch::start(if json { &["-j"] } else { &[] });

@@ -4,7 +4,7 @@
 use std::{fs, time::Duration};
 
 use crate::support::{self, Actor, Netwatch};
-use crate::{BIND_FAILURES, require_root, reset, sigpipe_writer};
+use crate::{bind_failures_made, require_root, reset, sigpipe_writer};
 
 #[test]
 fn sigpipe_ignored_keeps_running_and_sigpipe_default_kills() {
@@ -59,15 +59,7 @@ fn sigpipe_ignored_keeps_running_and_sigpipe_default_kills() {
 fn sigterm_prints_the_summary_and_exits_zero() {
     require_root();
     let mut nw = Netwatch::start(&[]);
-    let mut actor = Actor::spawn(BIND_FAILURES);
-    actor.read("port");
-    actor.read("port6");
-    actor.go();
-    let pid = actor.pid();
-    for _ in 0..3 {
-        actor.read("err");
-    }
-    assert!(actor.wait().success());
+    let pid = bind_failures_made();
     nw.wait_line("the failure", |l| l.contains("EADDRNOTAVAIL"));
     let (status, seen, _) = nw.stop_with(libc::SIGTERM);
     assert!(status.success());
@@ -161,9 +153,7 @@ fn sighup_reopens_the_output_file_for_log_rotation() {
     let log = dir.join("netwatch.log");
     let nw = Netwatch::start(&["-j", "-o", log.to_str().unwrap()]);
     let fail_once = |port: u16| {
-        let mut a = Actor::spawn(&format!(
-            "s = socket.socket()\ntry:\n    s.bind(('203.0.113.1', {port}))\nexcept OSError as e:\n    say(err=e.errno)"
-        ));
+        let mut a = Actor::spawn(&format!("fail_bind({port})"));
         assert_eq!(a.read("err"), "99");
         assert!(a.wait().success());
     };

@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use crate::support::{Actor, Netwatch};
-use crate::{peer_reset, port_of, require_root, reset};
+use crate::{peer_reset, port_of, read_from_server, require_root, reset};
 
 /// What the kernels before 6.3 (no `sock_send_length`) see: socket I/O traced at the
 /// syscall exits, forced on this kernel.
@@ -98,12 +98,7 @@ except OSError as e:
     say(err=e.errno)
 "#,
     );
-    let port: u16 = server.read("port").parse().unwrap();
-    let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let cport = client.local_addr().unwrap().port();
-    assert_eq!(server.read("peer"), cport.to_string());
-    let mut buf = [0u8; 65536];
-    std::io::Read::read_exact(&mut client, &mut buf).unwrap();
+    let (client, port, cport) = read_from_server(&mut server, 65536);
     reset(client);
     let err = server.read("err");
     assert!(

@@ -50,14 +50,7 @@ impl Netwatch {
                 c
             }
         };
-        let mut child = cmd
-            .args(args)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawning netwatch");
+        let mut child = spawn_piped(cmd.args(args), env);
         let stdout = child.stdout.take().unwrap();
         let (tx, lines) = mpsc::channel();
         thread::spawn(move || {
@@ -270,20 +263,23 @@ fn dump(stdout: &str) {
     }
 }
 
+/// `cmd` started with `env` added, no stdin, and stdout and stderr piped to the test.
+fn spawn_piped(cmd: &mut Command, env: &[(&str, &str)]) -> Child {
+    cmd.envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning {:?}: {e}", cmd.get_program()))
+}
+
 /// Run `program` to completion, bounded in time; returns status, stdout, stderr.
 pub fn run_program(
     program: &str,
     args: &[&str],
     env: &[(&str, &str)],
 ) -> (ExitStatus, String, String) {
-    let mut child = Command::new(program)
-        .args(args)
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawning netwatch");
+    let mut child = spawn_piped(Command::new(program).args(args), env);
     let mut out = child.stdout.take().unwrap();
     let mut err = child.stderr.take().unwrap();
     let out = thread::spawn(move || {
@@ -316,6 +312,13 @@ def go():
 def say(**kw):
     for k, v in kw.items():
         print(f"{k}={v}", flush=True)
+def fail_bind(port=1):
+    """A bind no interface can take (EADDRNOTAVAIL); says its errno."""
+    s = socket.socket()
+    try:
+        s.bind(("203.0.113.1", port))
+    except OSError as e:
+        say(err=e.errno)
 say(pid=os.getpid())
 "#;
 
