@@ -88,51 +88,32 @@ impl Metrics {
             comms: Mutex::new(HashSet::new()),
             registry: Registry::default(),
         };
-        registry.register(
-            "netwatch_errors",
-            "Failed socket syscalls by error class (errno name), syscall and process name",
-            m.errors.clone(),
-        );
-        registry.register(
-            "netwatch_diagnoses",
-            "Diagnoses by kind (exit_zero_after_bind_failure, killed_by_sigpipe...)",
-            m.diagnoses.clone(),
-        );
-        registry.register(
-            "netwatch_resets",
-            "TCP resets by direction (received: the peer sent RST; sent)",
-            m.resets.clone(),
-        );
-        registry.register(
-            "netwatch_sigpipe",
-            "SIGPIPEs generated, by fate (ignored, caught, fatal...)",
-            m.sigpipe.clone(),
-        );
-        registry.register(
-            "netwatch_lost_events",
-            "Records the kernel ring buffer could not take, by record kind",
-            m.lost.clone(),
-        );
-        registry.register(
-            "netwatch_events",
-            "Records read from the kernel ring buffer",
-            m.events.clone(),
-        );
-        registry.register(
-            "netwatch_programs_attached",
-            "eBPF programs attached",
-            m.programs.clone(),
-        );
-        registry.register(
-            "netwatch_ring_buffer_size_bytes",
-            "Size of the kernel ring buffer",
-            m.ring_size.clone(),
-        );
-        registry.register(
-            "netwatch_ring_buffer_peak_fill_ratio",
-            "Largest share of the ring buffer found filled at one read since start",
-            m.ring_peak_fill.clone(),
-        );
+        // Every family: its field, exposed name and help.
+        macro_rules! register {
+            ($($field:ident: $name:literal, $help:literal;)+) => {
+                $(registry.register($name, $help, m.$field.clone());)+
+            };
+        }
+        register! {
+            errors: "netwatch_errors",
+                "Failed socket syscalls by error class (errno name), syscall and process name";
+            diagnoses: "netwatch_diagnoses",
+                "Diagnoses by kind (exit_zero_after_bind_failure, killed_by_sigpipe...)";
+            resets: "netwatch_resets",
+                "TCP resets by direction (received: the peer sent RST; sent)";
+            sigpipe: "netwatch_sigpipe",
+                "SIGPIPEs generated, by fate (ignored, caught, fatal...)";
+            lost: "netwatch_lost_events",
+                "Records the kernel ring buffer could not take, by record kind";
+            events: "netwatch_events",
+                "Records read from the kernel ring buffer";
+            programs: "netwatch_programs_attached",
+                "eBPF programs attached";
+            ring_size: "netwatch_ring_buffer_size_bytes",
+                "Size of the kernel ring buffer";
+            ring_peak_fill: "netwatch_ring_buffer_peak_fill_ratio",
+                "Largest share of the ring buffer found filled at one read since start";
+        }
         m.programs.set(programs_attached as i64);
         m.ring_size.set(i64::from(ring_buffer_size));
         // Every series of the families whose labels are known in advance exists from
