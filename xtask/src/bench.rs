@@ -28,10 +28,10 @@ use anyhow::{Context as _, Result, bail};
 
 use self::capacity::StormRun;
 use self::json::to_json;
-use self::machine::machine_info;
+use self::machine::{Machine, machine_info};
 use self::markdown::markdown;
 use self::phases::{run_capacity, run_startup, run_workload};
-use self::summaries::check_targets;
+use self::summaries::{Target, check_targets};
 use self::workload::Run;
 use crate::cmd::{Cmd, is_root};
 use crate::storm::Kind;
@@ -313,8 +313,16 @@ pub fn main(root: &Path, args: &[String]) -> Result<ExitCode> {
 
     let elapsed = started.elapsed();
     let targets = check_targets(&out);
-    let md = markdown(&out, &targets, &machine, &placement, &opts, elapsed);
-    let json = to_json(&out, &targets, &machine, &placement, &opts, elapsed);
+    let report = Report {
+        out: &out,
+        targets: &targets,
+        machine: &machine,
+        placement: &placement,
+        opts: &opts,
+        elapsed,
+    };
+    let md = markdown(&report);
+    let json = to_json(&report);
     let dir = crate::target_dir(root).join("bench");
     fs::create_dir_all(&dir)?;
     fs::write(dir.join("results.json"), format!("{json}\n"))?;
@@ -347,6 +355,17 @@ struct Results {
     workload_costs: Vec<workload::ProgramCost>,
     capacity: Vec<StormRun>,
     startup: Vec<capacity::StartStop>,
+}
+
+/// Everything the reports (markdown, JSON) are written from.
+#[derive(Clone, Copy)]
+struct Report<'a> {
+    out: &'a Results,
+    targets: &'a [Target],
+    machine: &'a Machine,
+    placement: &'a Placement,
+    opts: &'a Options,
+    elapsed: Duration,
 }
 
 #[cfg(test)]

@@ -2,17 +2,16 @@
 
 use std::time::Duration;
 
+use super::Report;
 use super::capacity::StormRun;
-use super::machine::Machine;
 use super::phases::ms;
 use super::procfs;
 use super::report::{J, Spread, spread_json};
 use super::summaries::{
-    Target, accounting_exact, bpf_ns_per_failure, clean_ratios, delivered_rate, peak_rss_kib,
-    storm_rates, storm_ratios, workload_ratio, workload_rps,
+    accounting_exact, bpf_ns_per_failure, clean_ratios, delivered_rate, peak_rss_kib, storm_rates,
+    storm_ratios, workload_ratio, workload_rps,
 };
 use super::workload::{self, Tracer, Variant};
-use super::{Options, Placement, Results};
 use crate::storm::Kind;
 
 fn dur_json(d: Option<Duration>) -> J {
@@ -38,14 +37,15 @@ fn programs_json(progs: &[procfs::ProgStat]) -> J {
     )
 }
 
-pub(super) fn to_json(
-    out: &Results,
-    targets: &[Target],
-    m: &Machine,
-    placement: &Placement,
-    opts: &Options,
-    elapsed: Duration,
-) -> J {
+pub(super) fn to_json(r: &Report) -> J {
+    let Report {
+        out,
+        targets,
+        machine: m,
+        placement,
+        opts,
+        elapsed,
+    } = *r;
     let cpu = |c: Option<usize>| c.map_or(J::Null, |c| J::u(c as u64));
     let workload_runs = out
         .workload

@@ -3,30 +3,30 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use super::Report;
 use super::capacity::StormRun;
-use super::machine::Machine;
 use super::phases::ms;
 use super::report::{Spread, fmt_spread, grouped};
 use super::summaries::{
-    CLEAN_OTHER_LOAD_PERCENT, Target, accounting_exact, bpf_ns_per_failure, clean_ratios,
-    delivered_rate, is_plain_traced, storm_rates, storm_ratios, workload_ratio, workload_rps,
+    CLEAN_OTHER_LOAD_PERCENT, accounting_exact, bpf_ns_per_failure, clean_ratios, delivered_rate,
+    is_plain_traced, storm_rates, storm_ratios, workload_ratio, workload_rps,
 };
 use super::workload::{self, Run, Tracer, Variant};
-use super::{Options, Placement, Results};
 use crate::storm::Kind;
 
 fn kib_mib(k: Option<u64>) -> String {
     k.map_or("-".to_owned(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
 }
 
-pub(super) fn markdown(
-    out: &Results,
-    targets: &[Target],
-    m: &Machine,
-    placement: &Placement,
-    opts: &Options,
-    elapsed: Duration,
-) -> String {
+pub(super) fn markdown(r: &Report) -> String {
+    let Report {
+        out,
+        targets,
+        machine: m,
+        placement,
+        opts,
+        elapsed,
+    } = *r;
     let mut s = String::new();
     let _ = writeln!(s, "# netwatch bench results\n");
     let _ = writeln!(
