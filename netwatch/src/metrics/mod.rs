@@ -119,38 +119,20 @@ impl Metrics {
         // Every series of the families whose labels are known in advance exists from
         // the start, at 0: `rate(...) > 0` has a series to alert on before the first
         // event, and a restart shows as a reset to 0 rather than a missing series.
-        for kind in EventKind::ALL {
-            create(
-                &m.lost,
-                KindLabel {
-                    kind: kind.name().into(),
-                },
-            );
-        }
-        for fate in Fate::ALL {
-            create(
-                &m.sigpipe,
-                FateLabel {
-                    fate: fate.name().into(),
-                },
-            );
-        }
-        for direction in Direction::ALL {
-            create(
-                &m.resets,
-                DirectionLabel {
-                    direction: direction.name().into(),
-                },
-            );
-        }
-        for kind in Kind::ALL {
-            create(
-                &m.diagnoses,
-                DiagnosisLabel {
-                    diagnosis: kind.name().into(),
-                },
-            );
-        }
+        at_zero(&m.lost, EventKind::ALL.map(EventKind::name), |kind| {
+            KindLabel { kind }
+        });
+        at_zero(&m.sigpipe, Fate::ALL.map(Fate::name), |fate| FateLabel {
+            fate,
+        });
+        at_zero(
+            &m.resets,
+            Direction::ALL.map(Direction::name),
+            |direction| DirectionLabel { direction },
+        );
+        at_zero(&m.diagnoses, Kind::ALL.map(Kind::name), |diagnosis| {
+            DiagnosisLabel { diagnosis }
+        });
         Self { registry, ..m }
     }
 
@@ -230,10 +212,16 @@ impl Metrics {
     }
 }
 
-/// Create the series of `family` with `labels`, at 0 (if it is not there yet).
-fn create<L: Clone + Hash + Eq>(family: &Family<L, Counter>, labels: L) {
-    // get_or_create returns a read guard on the family: released at once.
-    drop(family.get_or_create(&labels));
+/// Create the series of `family` labelled with each of `names`, at 0.
+fn at_zero<L: Clone + Hash + Eq, const N: usize>(
+    family: &Family<L, Counter>,
+    names: [&str; N],
+    label: impl Fn(String) -> L,
+) {
+    for name in names {
+        // get_or_create returns a read guard on the family: released at once.
+        drop(family.get_or_create(&label(name.to_owned())));
+    }
 }
 
 /// The classic Prometheus text format (0.0.4) from OpenMetrics text, for scrapers and
