@@ -201,32 +201,25 @@ mod tests {
 
     #[test]
     fn udp_and_other_protocols() {
-        let mut info = tcp4(
+        let info = tcp4(
             inet4([127, 0, 0, 1], 5353),
             inet4([127, 0, 0, 53], 53),
             1,
             0,
         );
-        info.sock_type = 2;
-        info.protocol = 17;
-        let Body::Connect(c) = decode(&record(info, info.remote, 101, 3, CONNECT_SYSCALL))
-            .unwrap()
-            .body
-        else {
-            panic!()
+        let proto = |sock_type: u16, protocol: u16| {
+            let info = SockInfo {
+                sock_type,
+                protocol,
+                ..info
+            };
+            let ev = decode(&record(info, info.remote, 101, 3, CONNECT_SYSCALL)).unwrap();
+            let Body::Connect(c) = ev.body else { panic!() };
+            c.sock.socket().unwrap().proto
         };
-        assert_eq!(c.sock.socket().unwrap().proto, Proto::Udp);
-
-        info.sock_type = 3;
-        info.protocol = 1;
-        let Body::Connect(c) = decode(&record(info, info.remote, 101, 3, CONNECT_SYSCALL))
-            .unwrap()
-            .body
-        else {
-            panic!()
-        };
+        assert_eq!(proto(2, 17), Proto::Udp);
         assert_eq!(
-            c.sock.socket().unwrap().proto,
+            proto(3, 1),
             Proto::Other {
                 family: AF_INET,
                 sock_type: 3,
