@@ -87,11 +87,7 @@ fn command_mode_forwards_signals_and_a_second_sigint_exits_at_once() {
         ready.to_str().unwrap()
     );
     let nw = Netwatch::start(&["-j", "--", "python3", "-c", &script]);
-    let deadline = std::time::Instant::now() + support::TIMEOUT;
-    while !ready.exists() {
-        assert!(std::time::Instant::now() < deadline, "CMD never got ready");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    support::wait_until("CMD ready", || ready.exists());
     fs::remove_file(&ready).unwrap();
     let (status, seen, _) = nw.stop_with(libc::SIGTERM);
     assert_eq!(status.code(), Some(7), "{seen:?}");
@@ -108,11 +104,7 @@ fn command_mode_forwards_signals_and_a_second_sigint_exits_at_once() {
         pidfile.to_str().unwrap()
     );
     let nw = Netwatch::start(&["--", "python3", "-c", &script]);
-    let deadline = std::time::Instant::now() + support::TIMEOUT;
-    while !pidfile.exists() {
-        assert!(std::time::Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    support::wait_until("CMD ready", || pidfile.exists());
     let cmd: i32 = fs::read_to_string(&pidfile)
         .unwrap()
         .trim()
@@ -158,18 +150,10 @@ fn sighup_reopens_the_output_file_for_log_rotation() {
         assert!(a.wait().success());
     };
     let wait_for = |path: &std::path::Path, needle: &str| {
-        let deadline = std::time::Instant::now() + support::TIMEOUT;
-        loop {
-            if fs::read_to_string(path).is_ok_and(|t| t.contains(needle)) {
-                return;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{needle} never reached {}",
-                path.display()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let what = format!("{needle} in {}", path.display());
+        support::wait_until(&what, || {
+            fs::read_to_string(path).is_ok_and(|t| t.contains(needle))
+        });
     };
     fail_once(1111);
     wait_for(&log, "\"port\":1111");
@@ -178,15 +162,7 @@ fn sighup_reopens_the_output_file_for_log_rotation() {
     // SAFETY: kill(2) on netwatch, which this test started.
     unsafe { libc::kill(nw.pid() as i32, libc::SIGHUP) };
     // Reopening creates the file again under its name.
-    let deadline = std::time::Instant::now() + support::TIMEOUT;
-    while !log.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "SIGHUP never reopened {}",
-            log.display()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    support::wait_until("SIGHUP reopening the log", || log.exists());
     fail_once(2222);
     wait_for(&log, "\"port\":2222");
     let (status, seen, stderr) = nw.stop();

@@ -220,6 +220,16 @@ pub fn alive(pid: u32) -> bool {
     })
 }
 
+/// Wait until `done` holds, checking every 10 ms; fails after the test timeout,
+/// saying `what` never happened.
+pub fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + TIMEOUT;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what} within {TIMEOUT:?}: no");
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Wait for `child`, killing it if it takes longer than the test timeout.
 pub fn wait_bounded(child: &mut Child) -> ExitStatus {
     let deadline = Instant::now() + TIMEOUT;
