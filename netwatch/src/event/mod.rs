@@ -67,21 +67,31 @@ pub enum Body {
     Exec(process::Exec),
 }
 
+impl Body {
+    /// The record kind the body was decoded from.
+    pub fn kind(&self) -> EventKind {
+        match self {
+            Self::Bind(_) => EventKind::Bind,
+            Self::Connect(_) => EventKind::Connect,
+            Self::SockIo(_) => EventKind::SockIo,
+            Self::Listen(_) => EventKind::Listen,
+            Self::Reset(_) => EventKind::Reset,
+            Self::Signal(_) => EventKind::Signal,
+            Self::Exit(_) => EventKind::Exit,
+            Self::Fork(_) => EventKind::Fork,
+            Self::Exec(_) => EventKind::Exec,
+        }
+    }
+}
+
 impl Event {
     /// The event's name in JSON (`"kind"`): the source, with the socket I/O source
     /// split into its two families.
     pub fn kind_name(&self) -> &'static str {
         match &self.body {
-            Body::Bind(_) => "bind",
-            Body::Connect(_) => "connect",
             Body::SockIo(io) if io.syscall.is_send() => "send",
             Body::SockIo(_) => "recv",
-            Body::Listen(_) => "listen",
-            Body::Reset(_) => "reset",
-            Body::Signal(_) => "signal",
-            Body::Exit(_) => "exit",
-            Body::Fork(_) => "fork",
-            Body::Exec(_) => "exec",
+            body => body.kind().name(),
         }
     }
 
