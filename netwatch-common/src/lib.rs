@@ -277,8 +277,8 @@ impl Syscall {
 wire! {
     /// Load-time constants of the kernel programs, set by the loader through
     /// `EbpfLoader::override_global` under [`CONFIG_GLOBAL`].
-    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-    pub struct Config: 32 {
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Config: 144 {
         /// `--cgroup`: only tasks in this cgroup v2 (id) or below it produce events.
         pub cgroup_id: u64,
         /// Non-zero: only processes in the `WATCHED` map produce events.
@@ -293,8 +293,51 @@ wire! {
         /// Always 0: guards instructions the verifier must see but that never run
         /// (`sockaddr::stay_on_kernel_stack` in netwatch-ebpf).
         pub never: u32,
-        pub _pad: u32,
+        /// `-u`: only tasks running as this uid; [`ANY_UID`]: every uid.
+        pub uid: u32,
+        /// `-4`/`-6`: only sockets of this address family; 0: both.
+        pub family: u32,
+        /// `-P`: only socket events with one of the first `port_count` of `ports` as
+        /// their local or remote port; 0: every port.
+        pub port_count: u32,
+        /// `--errno`: only failures with one of the first `errno_count` of `errnos`;
+        /// 0: every errno.
+        pub errno_count: u32,
+        /// `-n`: only tasks whose comm is one of the first `comm_count` of `comms`;
+        /// 0: every name.
+        pub comm_count: u32,
+        pub ports: [u16; MAX_FILTER_PORTS],
+        pub errnos: [u16; MAX_FILTER_ERRNOS],
+        /// NUL-padded, as the kernel keeps a task's comm.
+        pub comms: [[u8; COMM_LEN]; MAX_FILTER_COMMS],
     }
+}
+
+/// [`Config::uid`] when every uid is traced.
+pub const ANY_UID: u32 = u32::MAX;
+/// How many `-P` ports, `--errno` errnos and `-n` names the kernel filter holds.
+pub const MAX_FILTER_PORTS: usize = 8;
+pub const MAX_FILTER_ERRNOS: usize = 8;
+pub const MAX_FILTER_COMMS: usize = 4;
+
+impl Config {
+    /// Nothing filtered.
+    pub const ALL: Self = Self {
+        cgroup_id: 0,
+        filter_pids: 0,
+        spawner_tgid: 0,
+        verbose: 0,
+        cgroup_level: 0,
+        never: 0,
+        uid: ANY_UID,
+        family: 0,
+        port_count: 0,
+        errno_count: 0,
+        comm_count: 0,
+        ports: [0; MAX_FILTER_PORTS],
+        errnos: [0; MAX_FILTER_ERRNOS],
+        comms: [[0; COMM_LEN]; MAX_FILTER_COMMS],
+    };
 }
 
 wire! {

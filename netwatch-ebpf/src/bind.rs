@@ -48,6 +48,7 @@ fn exit(ret: i64, current: Current) -> Option<()> {
     ev.fd = fd;
     ev.sock_type = sock_type;
     sockaddr::read_user(args.arg(1), args.arg(2), &mut ev.addr);
-    slot.submit();
+    let (family, addr) = (ev.addr.family, ev.addr);
+    slot.submit_sock(family, &addr, &addr);
     Some(())
 }

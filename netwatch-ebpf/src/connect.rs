@@ -98,7 +98,8 @@ fn exit(ret: i64, current: Current) -> Option<()> {
     ev.origin = origin;
     kernel::fill_fd(&what, &mut ev.sock);
     sockaddr::read_user(args.arg(1), args.arg(2), &mut ev.addr);
-    slot.submit();
+    let (local, addr) = (ev.sock.local, ev.addr);
+    slot.submit_sock(addr.family, &local, &addr);
     Some(())
 }
 
@@ -172,6 +173,7 @@ fn try_inet_sk_error_report(ctx: &RawTracePointContext) -> Option<()> {
     ev.origin = CONNECT_ERROR_REPORT;
     kernel::fill_sock(sk, &mut ev.sock);
     ev.addr = ev.sock.remote;
-    slot.submit();
+    let (family, local, remote) = (ev.sock.family, ev.sock.local, ev.sock.remote);
+    slot.submit_sock(family, &local, &remote);
     Some(())
 }

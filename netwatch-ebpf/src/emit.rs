@@ -5,7 +5,7 @@ use aya_ebpf::{
     helpers::generated::bpf_ktime_get_ns,
     maps::ring_buf::RingBufEntry,
 };
-use netwatch_common::{EventKind, Family, Header};
+use netwatch_common::{EventKind, Family, Header, SockAddr};
 
 use crate::{
     kernel::{self, Current},
@@ -69,6 +69,9 @@ pub fn reserve_failure<T: 'static>(
     errno: i32,
     family: Family,
 ) -> Option<Slot<T>> {
+    if errno != 0 && !maps::errno_selected(errno) {
+        return None;
+    }
     let slot = reserve(kind);
     if slot.is_none() && errno != 0 {
         maps::count(tgid, errno, family);
@@ -123,6 +126,22 @@ impl<T: 'static> Slot<T> {
                 core::ptr::write_volatile(words.add(i), 0);
             }
             &mut *p
+        }
+    }
+
+    /// Give the reservation back: the record turned out to be filtered out.
+    #[inline(always)]
+    pub fn discard(self) {
+        self.entry.discard(BPF_RB_NO_WAKEUP as u64);
+    }
+
+    /// Submit the record of a socket event if `-4`/`-6` and `-P` let it through.
+    #[inline(always)]
+    pub fn submit_sock(self, family: u16, local: &SockAddr, remote: &SockAddr) {
+        if maps::sock_selected(family, local, remote) {
+            self.submit();
+        } else {
+            self.discard();
         }
     }
 

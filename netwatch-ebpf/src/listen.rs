@@ -50,7 +50,8 @@ fn exit(current: Current) -> Option<()> {
     ev.fd = fd;
     ev.syscall = Syscall::Listen as u32;
     kernel::fill_fd(&what, &mut ev.sock);
-    slot.submit();
+    let (family, local, remote) = (ev.sock.family, ev.sock.local, ev.sock.remote);
+    slot.submit_sock(family, &local, &remote);
     Some(())
 }
 

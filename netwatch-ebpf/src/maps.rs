@@ -2,13 +2,16 @@
 
 use aya_ebpf::{
     Global,
-    helpers::generated::bpf_get_current_ancestor_cgroup_id,
+    helpers::generated::{
+        bpf_get_current_ancestor_cgroup_id, bpf_get_current_comm, bpf_get_current_uid_gid,
+    },
     macros::map,
     maps::{HashMap, LruHashMap, LruPerCpuHashMap, PerCpuArray, ProgramArray, RingBuf},
 };
 use netwatch_common::{
-    Config, ErrorClass, EventKind, Family, KernelOffsets, LOST_EXITS_MAX, Owner, PROC_COUNTS_MAX,
-    ProcCounts, SOCK_OWNER_MAX, TpLayout, WATCHED_MAX, process::ExitEvent,
+    ANY_UID, COMM_LEN, Config, ErrorClass, EventKind, Family, KernelOffsets, LOST_EXITS_MAX,
+    MAX_FILTER_COMMS, MAX_FILTER_ERRNOS, MAX_FILTER_PORTS, Owner, PROC_COUNTS_MAX, ProcCounts,
+    SOCK_OWNER_MAX, SockAddr, TpLayout, WATCHED_MAX, process::ExitEvent,
 };
 
 use crate::kernel::{self, Current};
@@ -32,15 +35,7 @@ pub fn inner<T>(global: &Global<T>) -> *const T {
 /// Set by the loader (`override_global`); read-only at run time, so the verifier
 /// folds its fields into constants and prunes branches that cannot run.
 #[unsafe(no_mangle)]
-pub static CONFIG: Global<Config> = Global::new(Config {
-    filter_pids: 0,
-    spawner_tgid: 0,
-    verbose: 0,
-    cgroup_id: 0,
-    cgroup_level: 0,
-    never: 0,
-    _pad: 0,
-});
+pub static CONFIG: Global<Config> = Global::new(Config::ALL);
 
 /// Tracepoint record offsets, from tracefs at start-up.
 #[unsafe(no_mangle)]
@@ -163,17 +158,91 @@ pub fn count(tgid: u32, errno: i32, family: Family) {
     }
 }
 
-/// Whether the current task passes every filter (pids and cgroup). First check in
-/// every handler that runs in the process's own context.
+/// Whether the current task passes every filter of processes (pids, cgroup, uid,
+/// name). First check in every handler that runs in the process's own context.
 #[inline(always)]
 pub fn selected(tgid: u32) -> bool {
-    watched(tgid) && in_cgroup()
+    watched(tgid) && in_cgroup() && uid_selected() && comm_selected()
 }
 
-/// Whether a filter is set (events of unknown processes must then be dropped).
+/// Whether a filter of processes is set: events of sockets no selected process was
+/// seen using (the owner is recorded by selected processes only) are dropped then.
 #[inline(always)]
 pub fn filtering() -> bool {
-    global_field!(CONFIG, filter_pids) != 0 || global_field!(CONFIG, cgroup_id) != 0
+    global_field!(CONFIG, filter_pids) != 0
+        || global_field!(CONFIG, cgroup_id) != 0
+        || global_field!(CONFIG, uid) != ANY_UID
+        || global_field!(CONFIG, comm_count) != 0
+}
+
+/// `-u`: whether the current task runs as that uid.
+#[inline(always)]
+fn uid_selected() -> bool {
+    let uid = global_field!(CONFIG, uid);
+    // SAFETY: helper without preconditions; the low half is the uid.
+    uid == ANY_UID || unsafe { bpf_get_current_uid_gid() } as u32 == uid
+}
+
+/// `-n`: whether the current task's comm is one of the names.
+#[inline(always)]
+fn comm_selected() -> bool {
+    let count = global_field!(CONFIG, comm_count) as usize;
+    if count == 0 {
+        return true;
+    }
+    let mut comm = [0u8; COMM_LEN];
+    // SAFETY: the helper fills all 16 bytes (NUL-padded).
+    unsafe { bpf_get_current_comm(comm.as_mut_ptr().cast(), COMM_LEN as u32) };
+    let comms = global_field!(CONFIG, comms);
+    let mut i = 0;
+    while i < MAX_FILTER_COMMS {
+        if i < count && comms[i] == comm {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+/// `--errno`: whether a failure with this errno is reported (and counted).
+#[inline(always)]
+pub fn errno_selected(errno: i32) -> bool {
+    let count = global_field!(CONFIG, errno_count) as usize;
+    if count == 0 {
+        return true;
+    }
+    let errnos = global_field!(CONFIG, errnos);
+    let mut i = 0;
+    while i < MAX_FILTER_ERRNOS {
+        if i < count && i32::from(errnos[i]) == errno {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+/// `-4`/`-6` and `-P`: whether a socket event of this family, with these ends, is
+/// reported.
+#[inline(always)]
+pub fn sock_selected(family: u16, local: &SockAddr, remote: &SockAddr) -> bool {
+    let want = global_field!(CONFIG, family);
+    if want != 0 && u32::from(family) != want {
+        return false;
+    }
+    let count = global_field!(CONFIG, port_count) as usize;
+    if count == 0 {
+        return true;
+    }
+    let ports = global_field!(CONFIG, ports);
+    let mut i = 0;
+    while i < MAX_FILTER_PORTS {
+        if i < count && (ports[i] == local.port || ports[i] == remote.port) {
+            return true;
+        }
+        i += 1;
+    }
+    false
 }
 
 /// `--cgroup`: whether the current task is in that cgroup or below it.

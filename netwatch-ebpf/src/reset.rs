@@ -104,6 +104,7 @@ fn try_reset(ctx: &TracePointContext, direction: u32) -> Option<()> {
         // Kernels before 6.10 give no reason.
         ev.reason = field(ctx, l.sr_reason).unwrap_or(ABSENT);
     }
-    slot.submit();
+    let (local, remote) = (ev.local, ev.remote);
+    slot.submit_sock(local.family, &local, &remote);
     Some(())
 }

@@ -160,7 +160,8 @@ fn report(current: Current, errno: i32, fd: i32, syscall: Syscall, what: &Fd) ->
     ev.fd = fd;
     ev.syscall = syscall as u32;
     kernel::fill_fd(what, &mut ev.sock);
-    slot.submit();
+    let (family, local, remote) = (ev.sock.family, ev.sock.local, ev.sock.remote);
+    slot.submit_sock(family, &local, &remote);
     Some(())
 }
 

@@ -35,21 +35,73 @@ EXIT STATUS:
     after_help = EXAMPLES
 )]
 pub struct Args {
-    /// Trace only this process (repeatable). Filtered in the kernel.
-    #[arg(short = 'p', long = "pid", value_name = "PID", value_parser = parse_pid)]
+    /// Trace only this process and its children (repeatable, or a comma list: -p 1,2).
+    /// Filtered in the kernel. netwatch ends, with the summary, when all have exited.
+    #[arg(
+        short = 'p',
+        long = "pid",
+        value_name = "PID",
+        value_parser = parse_pid,
+        value_delimiter = ','
+    )]
     pub pids: Vec<u32>,
+
+    /// With -p: keep tracing after every watched process has exited (until Ctrl-C).
+    #[arg(long, requires = "pids")]
+    pub keep_going: bool,
+
+    /// Only socket events whose local or remote port is PORT (repeatable). Filtered in
+    /// the kernel; process exits, signals and forks still come through.
+    #[arg(short = 'P', long = "port", value_name = "PORT", value_parser = parse_port)]
+    pub ports: Vec<u16>,
+
+    /// Only these failures (repeatable): --errno EADDRINUSE --errno EPIPE. Filtered in
+    /// the kernel; the summary counts only these.
+    #[arg(long = "errno", value_name = "NAME", value_parser = parse_errno)]
+    pub errnos: Vec<i32>,
+
+    /// Only processes named COMM, exactly (repeatable; at most 15 bytes, what the
+    /// kernel keeps of a name). Filtered in the kernel.
+    #[arg(short = 'n', long = "name", value_name = "COMM", value_parser = parse_comm)]
+    pub names: Vec<String>,
+
+    /// Only processes running as this user id. Filtered in the kernel.
+    #[arg(short = 'u', long = "uid", value_name = "UID")]
+    pub uid: Option<u32>,
+
+    /// Only IPv4 sockets.
+    #[arg(short = '4', long = "ipv4", conflicts_with = "ipv6")]
+    pub ipv4: bool,
+
+    /// Only IPv6 sockets.
+    #[arg(short = '6', long = "ipv6")]
+    pub ipv6: bool,
 
     /// Print NDJSON: one JSON object per line (schema: docs/JSON.md).
     #[arg(short = 'j', long)]
     pub json: bool,
 
-    /// Only failures (the default; syscalls that succeed are tracked, not shown).
-    #[arg(short = 'x', long = "failed", conflicts_with = "verbose")]
+    /// Only failures: the default, kept for bcc's habit (-x).
+    #[arg(short = 'x', long = "failed", conflicts_with = "verbose", hide = true)]
     pub failed: bool,
 
     /// Also show successful binds, listens and connects, forks, execs and every exit.
     #[arg(short = 'v', long)]
     pub verbose: bool,
+
+    /// How TIME is printed: local (the default; honours TZ), utc, iso (RFC 3339, local
+    /// offset), relative (seconds since start) or none. JSON keeps its UTC `time`.
+    #[arg(short = 'T', long = "time", value_name = "FORMAT", value_enum, default_value_t = TimeFormat::Local)]
+    pub time: TimeFormat,
+
+    /// Stop after SECS seconds, with the summary, and exit 0.
+    #[arg(short = 'd', long = "duration", value_name = "SECS", value_parser = parse_secs)]
+    pub duration: Option<std::time::Duration>,
+
+    /// Colour errnos and diagnoses: auto (on a terminal, unless NO_COLOR is set),
+    /// always or never.
+    #[arg(long, value_name = "WHEN", value_enum, default_value_t = ColorWhen::Auto)]
+    pub color: ColorWhen,
 
     /// Print nothing while running; only the per-process summary at exit.
     #[arg(long)]
@@ -101,9 +153,38 @@ pub struct Args {
 }
 
 impl Args {
+    /// The filters the kernel applies.
+    pub fn filters(&self) -> crate::loader::Filters {
+        use netwatch_common::{AF_INET, AF_INET6};
+        crate::loader::Filters {
+            uid: self.uid,
+            names: self.names.clone(),
+            family: match (self.ipv4, self.ipv6) {
+                (true, _) => Some(AF_INET),
+                (_, true) => Some(AF_INET6),
+                _ => None,
+            },
+            ports: dedup(&self.ports),
+            errnos: dedup(&self.errnos),
+        }
+    }
+
     /// Combinations that clap's attributes cannot express, each with what to use
     /// instead; refused like clap's own errors (exit 2).
     pub fn check_combinations(&self) -> Result<(), String> {
+        use netwatch_common::{MAX_FILTER_COMMS, MAX_FILTER_ERRNOS, MAX_FILTER_PORTS};
+        let f = self.filters();
+        for (flag, n, max) in [
+            ("-P", f.ports.len(), MAX_FILTER_PORTS),
+            ("--errno", f.errnos.len(), MAX_FILTER_ERRNOS),
+            ("-n", f.names.len(), MAX_FILTER_COMMS),
+        ] {
+            if n > max {
+                return Err(format!(
+                    "{flag} given {n} times: the kernel filter holds {max} at most"
+                ));
+            }
+        }
         if self.quiet && self.output.is_some() {
             return Err(
                 "--quiet writes nothing, so -o FILE would stay empty: drop --quiet, \
@@ -119,6 +200,68 @@ impl Args {
             );
         }
         Ok(())
+    }
+}
+
+/// `-T`: how TIME is printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TimeFormat {
+    Local,
+    Utc,
+    Iso,
+    Relative,
+    None,
+}
+
+/// `--color`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorWhen {
+    Auto,
+    Always,
+    Never,
+}
+
+/// `values` without repeats, in the order given.
+fn dedup<T: PartialEq + Copy>(values: &[T]) -> Vec<T> {
+    let mut out = Vec::with_capacity(values.len());
+    for v in values {
+        if !out.contains(v) {
+            out.push(*v);
+        }
+    }
+    out
+}
+
+fn parse_port(s: &str) -> Result<u16, String> {
+    match s.parse::<u16>() {
+        Ok(0) | Err(_) => Err(format!("`{s}` is not a port (1 to 65535)")),
+        Ok(port) => Ok(port),
+    }
+}
+
+fn parse_errno(s: &str) -> Result<i32, String> {
+    let upper = s.to_ascii_uppercase();
+    crate::errno::number(&upper)
+        .ok_or_else(|| format!("`{s}` is not an errno name (e.g. EADDRINUSE, EPIPE)"))
+}
+
+fn parse_comm(s: &str) -> Result<String, String> {
+    match s.len() {
+        0 => Err("an empty process name matches nothing".into()),
+        1..=15 => Ok(s.to_owned()),
+        _ => Err(format!(
+            "`{s}` is {} bytes: the kernel keeps 15 of a process name",
+            s.len()
+        )),
+    }
+}
+
+fn parse_secs(s: &str) -> Result<std::time::Duration, String> {
+    match s.parse::<f64>() {
+        Ok(secs) if secs > 0.0 && secs.is_finite() && secs < 1e9 => {
+            Ok(std::time::Duration::from_secs_f64(secs))
+        }
+        _ => Err(format!("`{s}` is not a number of seconds above 0")),
     }
 }
 
@@ -191,6 +334,48 @@ mod tests {
         let a =
             Args::try_parse_from(["netwatch", "--check", "--summary-only", "--", "true"]).unwrap();
         assert!(a.check && a.summary_only);
+    }
+
+    #[test]
+    fn filters_parse_as_bcc_users_type_them() {
+        let a = Args::try_parse_from([
+            "netwatch",
+            "-p",
+            "1,2",
+            "-p",
+            "3",
+            "-P",
+            "80",
+            "--errno",
+            "eaddrinuse",
+            "-n",
+            "nginx",
+            "-u",
+            "33",
+            "-4",
+            "-T",
+            "utc",
+            "-d",
+            "1.5",
+        ])
+        .unwrap();
+        assert_eq!(a.pids, [1, 2, 3]);
+        assert_eq!(a.ports, [80]);
+        assert_eq!(a.errnos, [98]);
+        assert_eq!(a.names, ["nginx"]);
+        assert_eq!((a.uid, a.ipv4, a.ipv6), (Some(33), true, false));
+        assert_eq!(a.time, TimeFormat::Utc);
+        assert_eq!(a.duration, Some(std::time::Duration::from_millis(1500)));
+        for bad in [
+            &["netwatch", "-P", "0"][..],
+            &["netwatch", "--errno", "ENOTANERRNO"],
+            &["netwatch", "-n", "a-name-longer-than-15"],
+            &["netwatch", "-4", "-6"],
+            &["netwatch", "-d", "0"],
+            &["netwatch", "--keep-going"],
+        ] {
+            assert!(Args::try_parse_from(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

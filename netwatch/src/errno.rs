@@ -13,6 +13,12 @@ pub fn label(errno: i32) -> Cow<'static, str> {
     }
 }
 
+/// The number of an errno name, e.g. 98 for `EADDRINUSE` (names as [`name`] gives
+/// them).
+pub fn number(name: &str) -> Option<i32> {
+    (1..4096).find(|&e| self::name(e) == Some(name))
+}
+
 /// The symbolic name of a positive errno, e.g. `EADDRINUSE` for 98.
 pub fn name(errno: i32) -> Option<&'static str> {
     Some(match errno {

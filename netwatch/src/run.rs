@@ -67,6 +67,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         spawner,
         verbose: args.verbose,
         cgroup: cgroup.as_ref().map(|f| (f.id, f.level)),
+        filters: args.filters(),
         ring_buffer_size: args.ring_buffer_size,
     })?;
     for why in &tracer.disabled {
@@ -130,6 +131,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     if let Some(f) = &cgroup {
         scope = format!("{scope} in cgroup {}", escape_name(f.path.as_bytes()));
+    }
+    let filters = args.filters().describe();
+    if !filters.is_empty() {
+        scope = format!("{scope}, only {}", filters.join(", "));
     }
     let serving =
         metrics_addr.map_or_else(String::new, |a| format!("; metrics on http://{a}/metrics"));

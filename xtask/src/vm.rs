@@ -69,6 +69,10 @@ pub const VM_TESTS: &[&str] = &[
     "a_non_blocking_connect_that_fails_later_is_caught",
     "events_name_their_cgroup_and_the_cgroup_filter_keeps_the_rest_out",
     "tracefs_not_mounted_is_mounted_by_netwatch",
+    "port_filter_reports_that_port_only",
+    "errno_filter_reports_and_counts_those_failures_only",
+    "name_filter_matches_the_exact_comm",
+    "uid_filter_reports_that_user_only",
 ];
 
 /// virtme-ng's version, pinned: it is what these runs were verified with.

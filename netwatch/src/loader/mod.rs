@@ -15,8 +15,8 @@ use aya::{
     },
 };
 use netwatch_common::{
-    CONFIG_GLOBAL, Config, EVENTS_MAP, KERNEL_OFFSETS_GLOBAL, KernelOffsets, TP_LAYOUT_GLOBAL,
-    WATCHED_MAP,
+    ANY_UID, COMM_LEN, CONFIG_GLOBAL, Config, EVENTS_MAP, KERNEL_OFFSETS_GLOBAL, KernelOffsets,
+    MAX_FILTER_COMMS, MAX_FILTER_ERRNOS, MAX_FILTER_PORTS, TP_LAYOUT_GLOBAL, WATCHED_MAP,
 };
 
 use crate::{
@@ -79,8 +79,78 @@ pub struct Options {
     pub verbose: bool,
     /// `--cgroup`: only tasks in this cgroup (id, depth) or below.
     pub cgroup: Option<(u64, u32)>,
+    /// The filters of events, checked in the kernel too.
+    pub filters: Filters,
     /// Ring buffer size in bytes: a power of two, at least one page.
     pub ring_buffer_size: u32,
+}
+
+/// `-u`, `-n`, `-4`/`-6`, `-P` and `--errno`, as the kernel programs apply them (see
+/// netwatch-common's `Config`). Empty lists and `None` filter nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Filters {
+    pub uid: Option<u32>,
+    /// Process names, at most [`MAX_FILTER_COMMS`], each at most 15 bytes.
+    pub names: Vec<String>,
+    /// `AF_INET` or `AF_INET6`.
+    pub family: Option<u16>,
+    /// At most [`MAX_FILTER_PORTS`].
+    pub ports: Vec<u16>,
+    /// Positive errnos below 4096, at most [`MAX_FILTER_ERRNOS`].
+    pub errnos: Vec<i32>,
+}
+
+impl Filters {
+    /// Each filter set, as the ready line names it.
+    pub fn describe(&self) -> Vec<String> {
+        let mut parts = Vec::new();
+        if let Some(uid) = self.uid {
+            parts.push(format!("uid {uid}"));
+        }
+        for name in &self.names {
+            parts.push(format!(
+                "name {}",
+                crate::event::escape_name(name.as_bytes())
+            ));
+        }
+        match self.family {
+            Some(netwatch_common::AF_INET) => parts.push("IPv4".to_owned()),
+            Some(netwatch_common::AF_INET6) => parts.push("IPv6".to_owned()),
+            _ => {}
+        }
+        if !self.ports.is_empty() {
+            let ports: Vec<String> = self.ports.iter().map(u16::to_string).collect();
+            parts.push(format!("port {}", ports.join(" or ")));
+        }
+        if !self.errnos.is_empty() {
+            let errnos: Vec<_> = self
+                .errnos
+                .iter()
+                .map(|e| crate::errno::label(*e))
+                .collect();
+            parts.push(errnos.join(" or "));
+        }
+        parts
+    }
+
+    /// Fills the filter fields of `config`.
+    fn apply(&self, config: &mut Config) {
+        config.uid = self.uid.unwrap_or(ANY_UID);
+        config.family = self.family.map_or(0, u32::from);
+        for (slot, name) in config.comms.iter_mut().zip(&self.names) {
+            let n = name.len().min(COMM_LEN - 1);
+            slot[..n].copy_from_slice(&name.as_bytes()[..n]);
+        }
+        config.comm_count = self.names.len().min(MAX_FILTER_COMMS) as u32;
+        for (slot, port) in config.ports.iter_mut().zip(&self.ports) {
+            *slot = *port;
+        }
+        config.port_count = self.ports.len().min(MAX_FILTER_PORTS) as u32;
+        for (slot, errno) in config.errnos.iter_mut().zip(&self.errnos) {
+            *slot = u16::try_from(*errno).unwrap_or(0);
+        }
+        config.errno_count = self.errnos.len().min(MAX_FILTER_ERRNOS) as u32;
+    }
 }
 
 /// The loaded, attached programs. Dropping it detaches everything.
@@ -239,15 +309,15 @@ pub fn load(opts: &Options) -> Result<Tracer, LoadError> {
         return Err(LoadError::NothingToAttach(disabled.join("; ")));
     }
 
-    let config = Config {
+    let mut config = Config {
         filter_pids: u32::from(filtering),
         spawner_tgid: opts.spawner.unwrap_or(0),
         verbose: u32::from(opts.verbose),
         cgroup_id: opts.cgroup.map_or(0, |(id, _)| id),
         cgroup_level: opts.cgroup.map_or(0, |(_, level)| level),
-        never: 0,
-        _pad: 0,
+        ..Config::ALL
     };
+    opts.filters.apply(&mut config);
     let mut ebpf = EbpfLoader::new()
         .override_global(CONFIG_GLOBAL, &config, true)
         .override_global(TP_LAYOUT_GLOBAL, &layout, true)

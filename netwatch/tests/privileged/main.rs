@@ -6,7 +6,7 @@
 //! One module per source of events (`bind`, `connect`, `sockio`, `reset`, `signal`,
 //! `process`) and per concern: the five field reports (`reports`), start-up and
 //! attaching (`load`), bad input, a hostile host, lost output, storms and churn
-//! (`robustness`), `metrics` and `cgroup`. The helpers more than one of them uses are
+//! (`robustness`), `metrics`, `cgroup` and the `filters`. The helpers more than one of them uses are
 //! here; the harness is `../support`, shared with the other test binaries.
 
 #[path = "../support/mod.rs"]
@@ -15,6 +15,7 @@ mod support;
 mod bind;
 mod cgroup;
 mod connect;
+mod filters;
 mod load;
 mod metrics;
 mod process;
