@@ -1,6 +1,20 @@
-//! Turning the kernel's CLOCK_MONOTONIC stamps into wall-clock time.
+//! Turning the kernel's CLOCK_MONOTONIC stamps into wall-clock time: JSON's UTC
+//! `time`, and the text output's TIME column in the format `-T` chose.
+//!
+//! Local time comes from jiff rather than libc's localtime_r: jiff reads `TZ` as the C
+//! library does (an IANA name, `:name`, a path to a TZif file, a POSIX rule such as
+//! `CET-1CEST,M3.5.0,M10.5.0/3`; an empty `TZ` is UTC; unset, /etc/localtime), against
+//! the system's tz database, and a zone it cannot find is UTC, as in glibc. Unlike
+//! localtime_r it takes the zone as a value, so the zone is looked up once at start-up
+//! (as the clock offset is; a change of /etc/localtime while netwatch runs is not
+//! followed, daylight saving time is), the stream formats without touching the
+//! process's environment or a libc lock, and the tests pass zones explicitly.
 
 use std::fmt::Write as _;
+
+use jiff::{Timestamp, tz::TimeZone};
+
+use crate::cli::TimeFormat;
 
 const NS_PER_SEC: i128 = 1_000_000_000;
 
@@ -52,8 +66,108 @@ impl Default for Clock {
     }
 }
 
-/// UTC calendar fields from epoch nanoseconds.
-struct Utc {
+/// The text output's TIME column (`-T`): its format, the zone of `local` and `iso`,
+/// and the kernel stamp `relative` counts from.
+#[derive(Clone, Debug)]
+pub struct TimeColumn {
+    format: TimeFormat,
+    zone: TimeZone,
+    origin_ns: u64,
+}
+
+impl TimeColumn {
+    /// `zone` is used by `local` and `iso` (`utc` is UTC whatever it is); `origin_ns`,
+    /// a kernel stamp, is second 0 of `relative`.
+    pub fn new(format: TimeFormat, zone: TimeZone, origin_ns: u64) -> Self {
+        let zone = match format {
+            TimeFormat::Utc => TimeZone::UTC,
+            _ => zone,
+        };
+        Self {
+            format,
+            zone,
+            origin_ns,
+        }
+    }
+
+    /// `HH:MM:SS.mmm` in UTC.
+    pub fn utc() -> Self {
+        Self::new(TimeFormat::Utc, TimeZone::UTC, 0)
+    }
+
+    /// The local time zone, found as the C library finds it (module documentation).
+    pub fn local_zone() -> TimeZone {
+        TimeZone::try_system().unwrap_or(TimeZone::UTC)
+    }
+
+    pub fn format(&self) -> TimeFormat {
+        self.format
+    }
+
+    /// The column's heading (bcc's `TIME(s)` for seconds), None without the column.
+    pub fn heading(&self) -> Option<&'static str> {
+        match self.format {
+            TimeFormat::Local | TimeFormat::Utc | TimeFormat::Iso => Some("TIME"),
+            TimeFormat::Relative => Some("TIME(s)"),
+            TimeFormat::None => None,
+        }
+    }
+
+    /// The column's width: what it usually takes (relative times grow past it after
+    /// 11 days; an offset with seconds, before 1900 in some zones, past `iso`'s).
+    pub fn width(&self) -> usize {
+        match self.format {
+            TimeFormat::Local | TimeFormat::Utc => "HH:MM:SS.mmm".len(),
+            TimeFormat::Iso => "2026-11-23T06:47:24.123+01:00".len(),
+            TimeFormat::Relative => "999999.999".len(),
+            TimeFormat::None => 0,
+        }
+    }
+
+    /// The column's text for one stamp, through jiff's strftime (what [`Stamps`]
+    /// writes by hand, once a second's fields are known); None without the column.
+    pub fn spell(&self, clock: &Clock, ktime_ns: u64) -> Option<String> {
+        let pattern = match self.format {
+            TimeFormat::None => return None,
+            TimeFormat::Relative => return Some(relative(ktime_ns, self.origin_ns)),
+            TimeFormat::Local | TimeFormat::Utc => "%H:%M:%S%.3f",
+            TimeFormat::Iso => "%Y-%m-%dT%H:%M:%S%.3f%:z",
+        };
+        let epoch_ns = clock.wall_ns(ktime_ns);
+        let Ok(ts) = Timestamp::from_nanosecond(epoch_ns) else {
+            // Beyond jiff's years (-9999 to 9999: a clock set absurdly): UTC.
+            let t = civil(epoch_ns);
+            let mut s = String::new();
+            if self.format == TimeFormat::Iso {
+                write_date_time(&mut s, &t);
+                let _ = write!(s, ".{:03}+00:00", t.nanos / 1_000_000);
+            } else {
+                write_hms(&mut s, &t);
+                let _ = write!(s, ".{:03}", t.nanos / 1_000_000);
+            }
+            return Some(s);
+        };
+        Some(ts.to_zoned(self.zone.clone()).strftime(pattern).to_string())
+    }
+}
+
+/// Seconds from `origin_ns` to `ktime_ns`, with milliseconds (truncated): `12.345`,
+/// `-0.002` for a record stamped before the origin.
+fn relative(ktime_ns: u64, origin_ns: u64) -> String {
+    let (sign, ns) = match ktime_ns.checked_sub(origin_ns) {
+        Some(ns) => ("", ns),
+        None => ("-", origin_ns - ktime_ns),
+    };
+    format!(
+        "{sign}{}.{:03}",
+        ns / 1_000_000_000,
+        ns % 1_000_000_000 / 1_000_000
+    )
+}
+
+/// Calendar fields from epoch nanoseconds (UTC, or local time when given the local
+/// offset added).
+struct Civil {
     year: i64,
     month: u32,
     day: u32,
@@ -63,7 +177,7 @@ struct Utc {
     nanos: u32,
 }
 
-fn utc(epoch_ns: i128) -> Utc {
+fn civil(epoch_ns: i128) -> Civil {
     let secs = epoch_ns.div_euclid(1_000_000_000) as i64;
     let nanos = epoch_ns.rem_euclid(1_000_000_000) as u32;
     let days = secs.div_euclid(86_400);
@@ -78,7 +192,7 @@ fn utc(epoch_ns: i128) -> Utc {
     let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let year = yoe + era * 400 + i64::from(month <= 2);
-    Utc {
+    Civil {
         year,
         month,
         day,
@@ -89,12 +203,12 @@ fn utc(epoch_ns: i128) -> Utc {
     }
 }
 
-fn write_hms(out: &mut String, t: &Utc) {
+fn write_hms(out: &mut String, t: &Civil) {
     // Writing into a String cannot fail.
     let _ = write!(out, "{:02}:{:02}:{:02}", t.hour, t.min, t.sec);
 }
 
-fn write_date_time(out: &mut String, t: &Utc) {
+fn write_date_time(out: &mut String, t: &Civil) {
     let _ = write!(
         out,
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
@@ -102,42 +216,67 @@ fn write_date_time(out: &mut String, t: &Utc) {
     );
 }
 
-/// `HH:MM:SS` (UTC), the bcc tools' TIME column.
+/// An offset from UTC as RFC 3339 spells it, `+01:00`, `-03:30`, with `:SS` when it
+/// has seconds (old local mean times), as jiff's `%:z` does.
+fn write_offset(out: &mut String, seconds: i32) {
+    let sign = if seconds < 0 { '-' } else { '+' };
+    let s = seconds.unsigned_abs();
+    let _ = write!(out, "{sign}{:02}:{:02}", s / 3600, s / 60 % 60);
+    if !s.is_multiple_of(60) {
+        let _ = write!(out, ":{:02}", s % 60);
+    }
+}
+
+/// `HH:MM:SS` (UTC).
 pub fn hms(epoch_ns: i128) -> String {
     let mut s = String::new();
-    write_hms(&mut s, &utc(epoch_ns));
+    write_hms(&mut s, &civil(epoch_ns));
     s
 }
 
 /// RFC 3339 with nanoseconds, UTC: `2026-11-23T05:47:24.123456789Z`.
 pub fn rfc3339(epoch_ns: i128) -> String {
-    let t = utc(epoch_ns);
+    let t = civil(epoch_ns);
     let mut s = String::new();
     write_date_time(&mut s, &t);
     let _ = write!(s, ".{:09}Z", t.nanos);
     s
 }
 
-/// The wall-clock times of a stream of kernel stamps, spelled as [`hms`] and
-/// [`rfc3339`] do, with what changes once a second formatted once a second: a storm's
-/// stamps cost a copy and nine digits each.
+/// The wall-clock times of a stream of kernel stamps, spelled as [`rfc3339`] and
+/// [`TimeColumn::spell`] do, with what changes once a second formatted once a second:
+/// a storm's stamps cost a copy and a few digits each.
 #[derive(Debug)]
 pub struct Stamps {
     clock: Clock,
-    /// The second since the epoch that `hms` and `date_time` spell.
-    second: Option<i64>,
-    hms: String,
+    column: TimeColumn,
+    /// The second since the epoch that `date_time` spells.
+    utc_second: Option<i64>,
     /// RFC 3339 without the fraction: `2026-11-23T05:47:24`.
     date_time: String,
+    /// The second since the epoch that `before_ms` and `after_ms` spell.
+    column_second: Option<i64>,
+    /// The TIME column up to its milliseconds (`06:47:24`, `2026-11-23T06:47:24`) and
+    /// after them (`+01:00`).
+    before_ms: String,
+    after_ms: String,
 }
 
 impl Stamps {
+    /// For JSON, and a TIME column in UTC.
     pub fn new(clock: Clock) -> Self {
+        Self::with_column(clock, TimeColumn::utc())
+    }
+
+    pub fn with_column(clock: Clock, column: TimeColumn) -> Self {
         Self {
             clock,
-            second: None,
-            hms: String::new(),
+            column,
+            utc_second: None,
             date_time: String::new(),
+            column_second: None,
+            before_ms: String::new(),
+            after_ms: String::new(),
         }
     }
 
@@ -145,25 +284,20 @@ impl Stamps {
         &self.clock
     }
 
-    /// Make the fields spell `ktime_ns`'s second; returns its nanoseconds.
+    pub fn column(&self) -> &TimeColumn {
+        &self.column
+    }
+
+    /// Make `date_time` spell `ktime_ns`'s second; returns its nanoseconds.
     fn at(&mut self, ktime_ns: u64) -> u32 {
         let epoch_ns = self.clock.wall_ns(ktime_ns);
         let second = epoch_ns.div_euclid(NS_PER_SEC) as i64;
-        if self.second != Some(second) {
-            let t = utc(i128::from(second) * NS_PER_SEC);
-            self.hms.clear();
-            write_hms(&mut self.hms, &t);
+        if self.utc_second != Some(second) {
             self.date_time.clear();
-            write_date_time(&mut self.date_time, &t);
-            self.second = Some(second);
+            write_date_time(&mut self.date_time, &civil(i128::from(second) * NS_PER_SEC));
+            self.utc_second = Some(second);
         }
         epoch_ns.rem_euclid(NS_PER_SEC) as u32
-    }
-
-    /// Append [`hms`] of the kernel stamp `ktime_ns`.
-    pub fn write_hms(&mut self, ktime_ns: u64, out: &mut Vec<u8>) {
-        self.at(ktime_ns);
-        out.extend_from_slice(self.hms.as_bytes());
     }
 
     /// Append [`rfc3339`] of the kernel stamp `ktime_ns`.
@@ -177,6 +311,65 @@ impl Stamps {
         out.extend_from_slice(self.date_time.as_bytes());
         out.extend_from_slice(&fraction);
     }
+
+    /// Append the TIME column's text for `ktime_ns` (nothing with `-T none`), as
+    /// [`TimeColumn::spell`] spells it.
+    pub fn write_time(&mut self, ktime_ns: u64, out: &mut Vec<u8>) {
+        let format = self.column.format;
+        if format == TimeFormat::None {
+            return;
+        }
+        if format == TimeFormat::Relative {
+            let origin = self.column.origin_ns;
+            let ns = match ktime_ns.checked_sub(origin) {
+                Some(ns) => ns,
+                None => {
+                    out.push(b'-');
+                    origin - ktime_ns
+                }
+            };
+            out.extend_from_slice(itoa::Buffer::new().format(ns / 1_000_000_000).as_bytes());
+            millis(out, (ns % 1_000_000_000) as u32);
+            return;
+        }
+        let epoch_ns = self.clock.wall_ns(ktime_ns);
+        let second = epoch_ns.div_euclid(NS_PER_SEC) as i64;
+        if self.column_second != Some(second) {
+            self.spell_second(second);
+        }
+        out.extend_from_slice(self.before_ms.as_bytes());
+        millis(out, epoch_ns.rem_euclid(NS_PER_SEC) as u32);
+        out.extend_from_slice(self.after_ms.as_bytes());
+    }
+
+    /// The fields of `second` in the column's zone.
+    fn spell_second(&mut self, second: i64) {
+        self.before_ms.clear();
+        self.after_ms.clear();
+        self.column_second = Some(second);
+        // Beyond jiff's years: UTC, as spell() falls back to.
+        let offset =
+            Timestamp::from_second(second).map_or(0, |ts| self.column.zone.to_offset(ts).seconds());
+        let t = civil((i128::from(second) + i128::from(offset)) * NS_PER_SEC);
+        match self.column.format {
+            TimeFormat::Iso => {
+                write_date_time(&mut self.before_ms, &t);
+                write_offset(&mut self.after_ms, offset);
+            }
+            _ => write_hms(&mut self.before_ms, &t),
+        }
+    }
+}
+
+/// `.mmm` of a second's nanoseconds, truncated.
+fn millis(out: &mut Vec<u8>, nanos: u32) {
+    let ms = nanos / 1_000_000;
+    out.extend_from_slice(&[
+        b'.',
+        b'0' + (ms / 100) as u8,
+        b'0' + (ms / 10 % 10) as u8,
+        b'0' + (ms % 10) as u8,
+    ]);
 }
 
 #[cfg(test)]
@@ -207,9 +400,6 @@ mod tests {
             let mut out = Vec::new();
             stamps.write_rfc3339(ktime, &mut out);
             assert_eq!(out, rfc3339(offset + i128::from(ktime)).as_bytes());
-            out.clear();
-            stamps.write_hms(ktime, &mut out);
-            assert_eq!(out, hms(offset + i128::from(ktime)).as_bytes());
         }
         // Before the epoch (a clock set far back).
         let mut stamps = Stamps::new(Clock::with_offset(-1_500_000_001));
@@ -223,5 +413,120 @@ mod tests {
     fn wall_clock_adds_the_offset() {
         let c = Clock::with_offset(1_000);
         assert_eq!(c.wall_ns(5), 1_005);
+    }
+
+    /// Central Europe as a POSIX rule (no tz database needed): +01:00 in winter,
+    /// +02:00 from the last Sunday of March, 02:00, to the last Sunday of October, 03:00.
+    fn cet() -> TimeZone {
+        TimeZone::posix("CET-1CEST,M3.5.0,M10.5.0/3").unwrap()
+    }
+
+    /// The TIME column of the kernel stamp 0 with the wall clock at `epoch_ns`, both
+    /// ways: the one-off spelling and the stream's.
+    fn column(format: TimeFormat, zone: TimeZone, epoch_ns: i128) -> String {
+        let clock = Clock::with_offset(epoch_ns);
+        let col = TimeColumn::new(format, zone, 0);
+        let one_off = col.spell(&clock, 0).unwrap_or_default();
+        let mut stamps = Stamps::with_column(clock, col);
+        let mut out = Vec::new();
+        stamps.write_time(0, &mut out);
+        assert_eq!(String::from_utf8(out).unwrap(), one_off, "{format:?}");
+        one_off
+    }
+
+    #[test]
+    fn time_column_in_a_fixed_zone() {
+        use TimeFormat::*;
+        // 2026-11-23T05:47:24.123456789Z: winter, CET is +01:00.
+        let winter = 1_795_412_844_123_456_789i128;
+        assert_eq!(column(Local, cet(), winter), "06:47:24.123");
+        assert_eq!(column(Utc, cet(), winter), "05:47:24.123");
+        assert_eq!(column(Iso, cet(), winter), "2026-11-23T06:47:24.123+01:00");
+        assert_eq!(column(None, cet(), winter), "");
+        // 2026-07-01T22:30:00.999Z: summer (+02:00), and the next day locally.
+        let summer = 1_782_945_000_999_000_000i128;
+        assert_eq!(column(Local, cet(), summer), "00:30:00.999");
+        assert_eq!(column(Iso, cet(), summer), "2026-07-02T00:30:00.999+02:00");
+        // West of Greenwich, and a half-hour zone.
+        let ny = TimeZone::posix("EST5EDT,M3.2.0,M11.1.0").unwrap();
+        assert_eq!(column(Iso, ny, winter), "2026-11-23T00:47:24.123-05:00");
+        let india = TimeZone::posix("IST-5:30").unwrap();
+        assert_eq!(column(Local, india.clone(), winter), "11:17:24.123");
+        assert_eq!(column(Iso, india, winter), "2026-11-23T11:17:24.123+05:30");
+        assert_eq!(
+            column(Iso, TimeZone::UTC, winter),
+            "2026-11-23T05:47:24.123+00:00"
+        );
+        // Before the epoch: milliseconds count up from the second before.
+        assert_eq!(column(Utc, cet(), -1_500_000_001), "23:59:58.499");
+    }
+
+    #[test]
+    fn time_column_follows_daylight_saving_time_within_a_run() {
+        // The spring change in Central Europe: 2026-03-29T01:00:00Z is 03:00 CEST.
+        let change = 1_774_746_000i128 * NS_PER_SEC;
+        let col = TimeColumn::new(TimeFormat::Iso, cet(), 0);
+        let clock = Clock::with_offset(change - 2 * NS_PER_SEC);
+        let mut stamps = Stamps::with_column(clock, col.clone());
+        let mut spelled = Vec::new();
+        for ktime in [
+            0,
+            1_000_000_000,
+            2_000_000_000,
+            3_000_000_000,
+            1_500_000_000,
+        ] {
+            let mut out = Vec::new();
+            stamps.write_time(ktime, &mut out);
+            let out = String::from_utf8(out).unwrap();
+            assert_eq!(Some(&out), col.spell(&clock, ktime).as_ref());
+            spelled.push(out);
+        }
+        assert_eq!(
+            spelled,
+            [
+                "2026-03-29T01:59:58.000+01:00",
+                "2026-03-29T01:59:59.000+01:00",
+                "2026-03-29T03:00:00.000+02:00",
+                "2026-03-29T03:00:01.000+02:00",
+                "2026-03-29T01:59:59.500+01:00",
+            ]
+        );
+    }
+
+    #[test]
+    fn relative_time_counts_from_the_origin() {
+        let origin = 5_000_000_000u64;
+        let col = TimeColumn::new(TimeFormat::Relative, TimeZone::UTC, origin);
+        let clock = Clock::with_offset(1_795_412_844_000_000_000);
+        let mut stamps = Stamps::with_column(clock, col.clone());
+        for (ktime, want) in [
+            (origin, "0.000"),
+            (origin + 12_345_678_901, "12.345"),
+            (origin + 999_999, "0.000"),
+            (origin + 86_400_000_000_000, "86400.000"),
+            (origin - 2_500_000, "-0.002"),
+        ] {
+            let mut out = Vec::new();
+            stamps.write_time(ktime, &mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), want);
+            assert_eq!(col.spell(&clock, ktime).unwrap(), want);
+        }
+        assert_eq!(col.heading(), Some("TIME(s)"));
+        let none = TimeColumn::new(TimeFormat::None, TimeZone::UTC, 0);
+        assert_eq!((none.heading(), none.spell(&clock, 1)), (None, None));
+    }
+
+    #[test]
+    fn widths_are_what_the_formats_print() {
+        let clock = Clock::with_offset(1_795_412_844_123_456_789);
+        for format in [TimeFormat::Local, TimeFormat::Utc, TimeFormat::Iso] {
+            let col = TimeColumn::new(format, cet(), 0);
+            assert_eq!(
+                col.spell(&clock, 0).unwrap().len(),
+                col.width(),
+                "{format:?}"
+            );
+        }
     }
 }

@@ -27,6 +27,9 @@ pub struct View {
     quiet: bool,
     /// The `-p` pids and CMD.
     roots: HashSet<u32>,
+    /// The `-p` pids that have not exited, when their exits end the trace (`-p`
+    /// without `--keep-going` or CMD).
+    awaited: Option<HashSet<u32>>,
     /// Processes that had a failure shown and have not exited yet (looked up for every
     /// failure: a fast hash).
     with_failures: foldhash::HashSet<u32>,
@@ -38,7 +41,29 @@ impl View {
             verbose,
             quiet,
             roots: roots.into_iter().collect(),
+            awaited: None,
             with_failures: foldhash::HashSet::default(),
+        }
+    }
+
+    /// The trace ends when these processes have exited (`-p`, as `strace -p`):
+    /// [`View::all_exited`] says when. Their children do not count.
+    #[must_use]
+    pub fn ending_with(mut self, pids: impl IntoIterator<Item = u32>) -> Self {
+        self.awaited = Some(pids.into_iter().collect());
+        self
+    }
+
+    /// Whether every process given to [`View::ending_with`] has exited (false if it
+    /// was not called: then only a signal, CMD or `-d` ends the trace).
+    pub fn all_exited(&self) -> bool {
+        self.awaited.as_ref().is_some_and(HashSet::is_empty)
+    }
+
+    /// The fallback for exit records that never came: forget the awaited processes that `gone` says have exited.
+    pub fn forget_exited(&mut self, gone: impl Fn(u32) -> bool) {
+        if let Some(awaited) = &mut self.awaited {
+            awaited.retain(|&pid| !gone(pid));
         }
     }
 
@@ -49,6 +74,9 @@ impl View {
 
     fn shows(&mut self, ev: &Event) -> bool {
         let shown = if let Body::Exit(_) = ev.body {
+            if let Some(awaited) = &mut self.awaited {
+                awaited.remove(&ev.pid);
+            }
             let had_failure = self.with_failures.remove(&ev.pid);
             let root = self.roots.remove(&ev.pid);
             self.verbose || root || had_failure
@@ -146,5 +174,44 @@ impl<W: io::Write> Pipeline<W> {
             }
         }
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{
+        Comm,
+        process::{Exit, ExitStatus},
+    };
+
+    fn exit_of(pid: u32) -> Event {
+        Event {
+            ktime_ns: 1,
+            cgroup_id: 0,
+            pid,
+            tid: pid,
+            comm: Comm::from_raw(b"sh"),
+            body: Body::Exit(Exit {
+                status: ExitStatus::Exited(0),
+            }),
+        }
+    }
+
+    #[test]
+    fn the_trace_ends_when_every_awaited_process_has_exited() {
+        let mut view = View::new(false, false, [10, 11]).ending_with([10, 11]);
+        assert!(!view.all_exited());
+        assert!(view.shows(&exit_of(10)), "a root's exit is shown");
+        // A child of a root (followed by the kernel) does not count.
+        view.shows(&exit_of(12));
+        assert!(!view.all_exited());
+        // 11's exit record was lost: /proc says it is gone.
+        view.forget_exited(|pid| pid == 11);
+        assert!(view.all_exited());
+
+        let mut view = View::new(false, false, [10]);
+        view.shows(&exit_of(10));
+        assert!(!view.all_exited(), "--keep-going, CMD: never by itself");
     }
 }

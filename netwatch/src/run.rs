@@ -2,7 +2,7 @@
 
 use std::{
     ffi::OsString,
-    io::{self, BufWriter},
+    io::{self, BufWriter, IsTerminal as _},
     os::unix::{ffi::OsStrExt as _, process::ExitStatusExt as _},
     path::Path,
     process::ExitCode,
@@ -19,13 +19,13 @@ use tokio::{
 
 use crate::{
     cli::Args,
-    clock::Clock,
+    clock::{Clock, TimeColumn},
     counts::{KernelCounts, LostExits},
     event::escape_name,
-    loader::{self, Options},
+    loader::{self, Options, Tracer},
     metrics::{self, Metrics},
     output::{
-        Format, Printer, RunStats,
+        Format, Printer, RunStats, color,
         sink::{OnLoss, Sink},
     },
     pipeline::{Pipeline, View},
@@ -38,14 +38,17 @@ use crate::{
 const DRAIN_INTERVAL: Duration = Duration::from_millis(10);
 /// How often the lost-record counters are read and reported (at most once a second).
 const LOST_INTERVAL: Duration = Duration::from_secs(1);
+/// How often /proc is asked whether the `-p` processes are still there, in case
+/// their exit records never came.
+const PROC_INTERVAL: Duration = Duration::from_secs(1);
 /// `--check`'s exit status when a process exited 0 after an unrecovered bind failure.
 pub const EXIT_FLAGGED: u8 = 86;
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let pids = resolve_pids(&args.pids)?;
-    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut sighup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    // Before the ready line: from then on, these signals are netwatch's to handle
+    // (SIGUSR1 would end it otherwise).
+    let mut signals = Signals::install()?;
 
     let cgroup = args
         .cgroup
@@ -111,11 +114,22 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             args.output.as_deref().unwrap_or(Path::new("-")).display()
         )
     })?;
+    // Second 0 of `-T relative`: everything is attached (the ready line follows).
+    let time = TimeColumn::new(args.time, TimeColumn::local_zone(), Clock::monotonic_now());
+    let color = color::enabled(
+        args.color,
+        args.json,
+        args.output.is_some(),
+        io::stdout().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
     let out = Printer::new(
         BufWriter::with_capacity(64 * 1024, sink),
         format,
         Clock::new(),
-    );
+    )
+    .with_time(time)
+    .with_color(color);
     let mut scope = match (&pids[..], spawner) {
         ([], None) => "the whole host".to_owned(),
         (pids, spawner) => {
@@ -158,7 +172,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .iter()
         .copied()
         .chain(child.as_ref().and_then(Child::id));
-    let view = View::new(args.verbose, args.summary_only || args.quiet, roots);
+    let mut view = View::new(args.verbose, args.summary_only || args.quiet, roots);
+    // -p ends, as `strace -p` does, when the processes named have exited (not the
+    // children the kernel follows); with CMD, CMD's end is the end.
+    if spawner.is_none() && !pids.is_empty() && !args.keep_going {
+        view = view.ending_with(pids.iter().copied());
+    }
     let mut streams = Streams {
         reader: &mut reader,
         lost: &mut lost,
@@ -168,16 +187,16 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         recovered_exits: 0,
         ring_size: args.ring_buffer_size,
         lost_seen: Vec::new(),
+        quiet: args.quiet,
     };
     let result = streams
-        .run(&mut sigint, &mut sigterm, &mut sighup, child)
+        .run(&mut signals, &tracer, args.duration, child)
         .await;
     let watched_entries = tracer.watched_entries();
     let missed = tracer.missed_runs();
     drop(tracer); // detach before the summary is printed
     let result = result.and_then(|code| {
-        let lost = streams.lost.by_kind()?;
-        let entries = streams.kernel_counts.occupancy();
+        let stats = streams.run_stats(missed, watched_entries, false)?;
         let Pipeline {
             out, classifier, ..
         } = &mut streams.pipeline;
@@ -185,17 +204,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             classifier.lost_counts(pid, &counts, || procfs::comm_of(pid));
         }
         if !args.quiet {
-            out.summary(
-                &classifier.summary(),
-                &RunStats {
-                    lost,
-                    exits_recovered: streams.recovered_exits,
-                    missed,
-                    proc_counts_entries: entries,
-                    watched_entries,
-                    evicted: classifier.evicted(),
-                },
-            )?;
+            out.summary(&classifier.summary(), &stats)?;
             out.flush()?;
         }
         // Whether anything was printed or not: --quiet --check -- CMD is a CI guard.
@@ -266,6 +275,29 @@ fn spawn(command: &[OsString]) -> Result<Child, ExitCode> {
     }
 }
 
+/// The signals netwatch handles.
+struct Signals {
+    int: Signal,
+    term: Signal,
+    hup: Signal,
+    /// The summary so far, tracing goes on (as dd prints its statistics).
+    usr1: Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Self> {
+        let install = |kind: SignalKind, name: &str| {
+            signal(kind).with_context(|| format!("installing the {name} handler"))
+        };
+        Ok(Self {
+            int: install(SignalKind::interrupt(), "SIGINT")?,
+            term: install(SignalKind::terminate(), "SIGTERM")?,
+            hup: install(SignalKind::hangup(), "SIGHUP")?,
+            usr1: install(SignalKind::user_defined1(), "SIGUSR1")?,
+        })
+    }
+}
+
 struct Streams<'a, W: io::Write> {
     reader: &'a mut Reader,
     lost: &'a mut Lost,
@@ -277,27 +309,65 @@ struct Streams<'a, W: io::Write> {
     ring_size: u32,
     /// Lost records per kind as last passed on to the metrics.
     lost_seen: Vec<(EventKind, u64)>,
+    /// `--quiet`: not even the summary.
+    quiet: bool,
+}
+
+impl<W: io::Write> Streams<'_, W> {
+    /// The facts about the run for the summary; `so_far`: tracing goes on.
+    fn run_stats(
+        &self,
+        missed: Vec<(&'static str, u64)>,
+        watched_entries: usize,
+        so_far: bool,
+    ) -> anyhow::Result<RunStats> {
+        Ok(RunStats {
+            lost: self.lost.by_kind()?,
+            exits_recovered: self.recovered_exits,
+            missed,
+            proc_counts_entries: self.kernel_counts.occupancy(),
+            watched_entries,
+            evicted: self.pipeline.classifier.evicted(),
+            so_far,
+        })
+    }
 }
 
 impl Streams<'_, BufWriter<Sink>> {
+    /// Stream until a signal, CMD's end, `-d`'s deadline, or the end of the `-p`
+    /// processes says to stop; the exit code (CMD's, if it ended).
     async fn run(
         &mut self,
-        sigint: &mut Signal,
-        sigterm: &mut Signal,
-        sighup: &mut Signal,
+        signals: &mut Signals,
+        tracer: &Tracer,
+        duration: Option<Duration>,
         mut child: Option<Child>,
     ) -> anyhow::Result<ExitCode> {
         if !self.pipeline.view.quiet() {
             self.pipeline.out.header()?;
             self.pipeline.out.flush()?;
         }
+        let deadline = duration.map(|d| tokio::time::Instant::now() + d);
         let mut last_lost_check = Instant::now();
+        let mut last_proc_check = Instant::now();
         let mut exit = None;
         let mut sigints = 0;
         loop {
-            let stop = tokio::select! {
+            let mut summary_asked = false;
+            let mut stop = tokio::select! {
                 () = self.reader.wait(DRAIN_INTERVAL) => false,
-                _ = sigint.recv() => {
+                () = until(deadline) => {
+                    // strace-like: tracing stops, CMD goes on (it is not waited for).
+                    if let Some(pid) = child.as_ref().and_then(Child::id) {
+                        tracing::info!("-d: tracing stopped; the command (pid {pid}) goes on");
+                    }
+                    true
+                }
+                _ = signals.usr1.recv() => {
+                    summary_asked = true;
+                    false
+                }
+                _ = signals.int.recv() => {
                     sigints += 1;
                     match &child {
                         // A second Ctrl-C: leave now, without waiting for CMD.
@@ -309,13 +379,13 @@ impl Streams<'_, BufWriter<Sink>> {
                         None => true,
                     }
                 }
-                _ = sighup.recv() => {
+                _ = signals.hup.recv() => {
                     // Log rotation: everything so far goes to the old file.
                     self.pipeline.out.flush()?;
                     self.pipeline.out.writer_mut().get_mut().reopen().context("SIGHUP: reopening the output file")?;
                     false
                 }
-                _ = sigterm.recv() => {
+                _ = signals.term.recv() => {
                     match &child {
                         // Pass it on and keep tracing until CMD is gone.
                         Some(c) => {
@@ -337,6 +407,13 @@ impl Streams<'_, BufWriter<Sink>> {
                     true
                 }
             };
+            // The fallback for -p exit records that never came: a process /proc calls
+            // gone has made its exit record (before it became a zombie), and the drain
+            // below reads it and everything before it.
+            if last_proc_check.elapsed() >= PROC_INTERVAL {
+                last_proc_check = Instant::now();
+                self.pipeline.view.forget_exited(procfs::exited);
+            }
             let mut io_result = Ok(());
             let mut drained = 0;
             let Self {
@@ -356,6 +433,9 @@ impl Streams<'_, BufWriter<Sink>> {
             if let Some(m) = &self.pipeline.metrics {
                 m.ring_fill(drained, self.ring_size);
             }
+            // Every -p process has exited (its exit record read, with everything
+            // queued before it).
+            stop |= self.pipeline.view.all_exited();
             if stop || last_lost_check.elapsed() >= LOST_INTERVAL {
                 last_lost_check = Instant::now();
                 self.pipeline.out.writer_mut().get_mut().check_reader()?;
@@ -383,11 +463,28 @@ impl Streams<'_, BufWriter<Sink>> {
                         .lost(Clock::monotonic_now(), count, total)?;
                 }
             }
+            // Or their exit records were lost, and kept by the kernel.
+            stop |= self.pipeline.view.all_exited();
+            if summary_asked && !self.quiet && !stop {
+                let stats = self.run_stats(tracer.missed_runs(), tracer.watched_entries(), true)?;
+                let Pipeline {
+                    out, classifier, ..
+                } = &mut self.pipeline;
+                out.summary(&classifier.summary(), &stats)?;
+            }
             self.pipeline.out.flush()?;
             if stop {
                 return Ok(exit.unwrap_or(ExitCode::SUCCESS));
             }
         }
+    }
+}
+
+/// `-d`: resolves at the deadline; never without one.
+async fn until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

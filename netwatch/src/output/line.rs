@@ -62,7 +62,8 @@ impl Line {
         self.raw(s);
     }
 
-    fn spaces(&mut self, n: usize) {
+    /// `n` spaces.
+    pub fn spaces(&mut self, n: usize) {
         self.buf.resize(self.buf.len() + n, b' ');
     }
 

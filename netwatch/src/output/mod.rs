@@ -3,6 +3,7 @@
 //! Both write into one buffered stdout that the reader flushes after each drain of
 //! the ring buffer, so a burst costs one write(2), and a quiet stream is still live.
 
+pub mod color;
 mod json;
 mod line;
 pub mod sink;
@@ -15,7 +16,7 @@ use netwatch_common::EventKind;
 use self::line::Line;
 use crate::{
     cgroup::Cgroups,
-    clock::{Clock, Stamps},
+    clock::{Clock, Stamps, TimeColumn},
     diagnose::{Class, Diagnosis, Process},
     event::Event,
 };
@@ -42,6 +43,9 @@ pub struct RunStats {
     pub watched_entries: usize,
     /// Exited processes left out of the summary to bound memory.
     pub evicted: u64,
+    /// A summary while tracing goes on (SIGUSR1): the kernel's counts of the lost
+    /// failures of running processes are added when they exit, or at the end.
+    pub so_far: bool,
 }
 
 pub struct Printer<W: Write> {
@@ -52,6 +56,8 @@ pub struct Printer<W: Write> {
     stamps: Stamps,
     /// The event being printed.
     line: Line,
+    /// Text: errno names and diagnoses in colour (`--color`).
+    color: bool,
 }
 
 impl<W: Write> Printer<W> {
@@ -62,12 +68,27 @@ impl<W: Write> Printer<W> {
             stamps: Stamps::new(clock),
             cgroups: Cgroups::new(),
             line: Line::new(),
+            color: false,
         }
+    }
+
+    /// The text output's TIME column (`-T`); UTC `HH:MM:SS.mmm` unless given.
+    #[must_use]
+    pub fn with_time(mut self, column: TimeColumn) -> Self {
+        self.stamps = Stamps::with_column(*self.stamps.clock(), column);
+        self
+    }
+
+    /// Colour in the text output (see [`color::enabled`]).
+    #[must_use]
+    pub fn with_color(mut self, on: bool) -> Self {
+        self.color = on;
+        self
     }
 
     pub fn header(&mut self) -> io::Result<()> {
         match self.format {
-            Format::Text => text::header(&mut self.out),
+            Format::Text => text::header(&mut self.out, self.stamps.column()),
             Format::Json => Ok(()),
         }
     }
@@ -76,21 +97,20 @@ impl<W: Write> Printer<W> {
         let place = self.cgroups.place(ev.cgroup_id);
         self.line.clear();
         match self.format {
-            Format::Text => text::event(&mut self.line, &mut self.stamps, ev, place),
+            Format::Text => text::event(&mut self.line, &mut self.stamps, self.color, ev, place),
             Format::Json => json::event(&mut self.line, &mut self.stamps, ev, place),
         }
         self.out.write_all(self.line.as_bytes())
     }
 
     pub fn diagnosis(&mut self, d: &Diagnosis) -> io::Result<()> {
-        let clock = self.stamps.clock();
         match self.format {
-            Format::Text => text::diagnosis(&mut self.out, clock, d),
-            Format::Json => json::diagnosis(&mut self.out, clock, d),
+            Format::Text => text::diagnosis(&mut self.out, &mut self.stamps, self.color, d),
+            Format::Json => json::diagnosis(&mut self.out, self.stamps.clock(), d),
         }
     }
 
-    /// The per-process table printed at exit.
+    /// The per-process table printed at exit (and on SIGUSR1).
     pub fn summary(&mut self, procs: &[&Process], stats: &RunStats) -> io::Result<()> {
         match self.format {
             Format::Text => text::summary(&mut self.out, procs, stats),
@@ -100,10 +120,9 @@ impl<W: Write> Printer<W> {
 
     /// `count` more records were dropped by the kernel (ring buffer full), `total` so far.
     pub fn lost(&mut self, ktime_ns: u64, count: u64, total: u64) -> io::Result<()> {
-        let clock = self.stamps.clock();
         match self.format {
-            Format::Text => text::lost(&mut self.out, clock, ktime_ns, count, total),
-            Format::Json => json::lost(&mut self.out, clock, ktime_ns, count, total),
+            Format::Text => text::lost(&mut self.out, &mut self.stamps, ktime_ns, count, total),
+            Format::Json => json::lost(&mut self.out, self.stamps.clock(), ktime_ns, count, total),
         }
     }
 

@@ -9,7 +9,8 @@ use netwatch_common::Syscall;
 use super::{json, line::Line, text};
 use crate::{
     cgroup::{self, Place},
-    clock::{Clock, Stamps},
+    cli::TimeFormat,
+    clock::{Clock, Stamps, TimeColumn},
     event::{
         Addr, Body, Comm, Event,
         bind::Bind,
@@ -214,24 +215,68 @@ fn clock() -> Clock {
 #[test]
 fn json_events_are_the_bytes_serde_json_wrote() {
     assert!(events().len() > 1000, "{}", events().len());
-    same_bytes(json::event, json::reference::event);
+    same_bytes(|| Stamps::new(clock()), json::event, json::reference::event);
 }
 
+/// Every `-T` format, in a zone with a half-hour offset and one whose offset changes
+/// during the test events (the European spring change falls among their stamps), with
+/// colour and without.
 #[test]
 fn text_events_are_the_bytes_format_wrote() {
-    same_bytes(text::event, text::reference::event);
+    use jiff::tz::TimeZone;
+    let zones = [
+        TimeZone::posix("IST-5:30").unwrap(),
+        TimeZone::posix("CET-1CEST,M3.5.0,M10.5.0/3").unwrap(),
+    ];
+    // The events are a second apart: the change comes after the 600th.
+    let change = Clock::with_offset(1_774_746_000_000_000_000 - 600_000_000_000);
+    for format in [
+        TimeFormat::Local,
+        TimeFormat::Utc,
+        TimeFormat::Iso,
+        TimeFormat::Relative,
+        TimeFormat::None,
+    ] {
+        for zone in &zones {
+            for clock in [clock(), change] {
+                // Relative: some events before the origin.
+                let column = TimeColumn::new(format, zone.clone(), 2_500_000_000);
+                for color in [false, true] {
+                    let col = column.clone();
+                    same_bytes_at(
+                        clock,
+                        || Stamps::with_column(clock, col.clone()),
+                        |line, stamps, ev, place| text::event(line, stamps, color, ev, place),
+                        |out, clock, ev, place| {
+                            text::reference::event(out, clock, &column, color, ev, place)
+                        },
+                    );
+                }
+            }
+        }
+    }
 }
 
 /// `printer` writes every test event as `reference` does, byte for byte.
 fn same_bytes(
-    printer: fn(&mut Line, &mut Stamps, &Event, Option<&Place>),
-    reference: fn(&mut Vec<u8>, &Clock, &Event, Option<&Place>) -> std::io::Result<()>,
+    stamps: impl Fn() -> Stamps,
+    printer: impl Fn(&mut Line, &mut Stamps, &Event, Option<&Place>),
+    reference: impl Fn(&mut Vec<u8>, &Clock, &Event, Option<&Place>) -> std::io::Result<()>,
 ) {
-    let mut stamps = Stamps::new(clock());
+    same_bytes_at(clock(), stamps, printer, reference);
+}
+
+fn same_bytes_at(
+    clock: Clock,
+    stamps: impl Fn() -> Stamps,
+    printer: impl Fn(&mut Line, &mut Stamps, &Event, Option<&Place>),
+    reference: impl Fn(&mut Vec<u8>, &Clock, &Event, Option<&Place>) -> std::io::Result<()>,
+) {
+    let mut stamps = stamps();
     let mut line = Line::new();
     for (ev, place) in &events() {
         let mut want = Vec::new();
-        reference(&mut want, &clock(), ev, place.as_ref()).unwrap();
+        reference(&mut want, &clock, ev, place.as_ref()).unwrap();
         line.clear();
         printer(&mut line, &mut stamps, ev, place.as_ref());
         assert_eq!(

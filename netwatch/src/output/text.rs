@@ -1,15 +1,16 @@
-//! bcc-style columns: an UPPERCASE header, one line per event, fits 80 columns for
-//! IPv4.
+//! bcc-style columns: an UPPERCASE header, one line per event (an IPv4 bind takes at
+//! most 92 columns). TIME is as `-T` says (`HH:MM:SS.mmm` local time by default), or
+//! absent.
 
 use std::{
     borrow::Cow,
     io::{self, Write},
 };
 
-use super::{RunStats, class_total, line::Line};
+use super::{RunStats, class_total, color, line::Line};
 use crate::{
     cgroup::Place,
-    clock::{self, Clock, Stamps},
+    clock::{Stamps, TimeColumn},
     diagnose::{Class, Diagnosis, Process},
     errno,
     event::{
@@ -23,19 +24,42 @@ use crate::{
 #[cfg(test)]
 pub(super) mod reference;
 
-pub fn header(out: &mut impl Write) -> io::Result<()> {
+pub fn header(out: &mut impl Write, column: &TimeColumn) -> io::Result<()> {
+    if let Some(heading) = column.heading() {
+        write!(out, "{heading:<0$} ", column.width())?;
+    }
     writeln!(
         out,
-        "{:<8} {:>7} {:>7} {:<16} {:<10} {:<13} DETAIL",
-        "TIME", "PID", "TID", "COMM", "SYSCALL", "ERRNO"
+        "{:>7} {:>7} {:<16} {:<10} {:<13} DETAIL",
+        "PID", "TID", "COMM", "SYSCALL", "ERRNO"
     )
 }
 
-/// One event as a line of columns, written by hand (the stream's hot path): the bytes
-/// `reference.rs` formats, which the tests hold it to.
-pub fn event(line: &mut Line, stamps: &mut Stamps, ev: &Event, place: Option<&Place>) {
-    stamps.write_hms(ev.ktime_ns, line.bytes());
+/// The TIME column of `ktime_ns` and the space after it; nothing with `-T none`.
+fn time(line: &mut Line, stamps: &mut Stamps, ktime_ns: u64) {
+    if stamps.column().heading().is_none() {
+        return;
+    }
+    let start = line.as_bytes().len();
+    stamps.write_time(ktime_ns, line.bytes());
+    // ASCII: bytes are columns.
+    let written = line.as_bytes().len() - start;
+    line.spaces(stamps.column().width().saturating_sub(written));
     line.raw(" ");
+}
+
+/// The TIME column of a line that is not an event's, as [`time`] writes it.
+fn time_text(stamps: &mut Stamps, ktime_ns: u64) -> String {
+    let mut line = Line::new();
+    time(&mut line, stamps, ktime_ns);
+    String::from_utf8_lossy(line.as_bytes()).into_owned()
+}
+
+/// One event as a line of columns, written by hand (the stream's hot path): the bytes
+/// `reference.rs` formats, which the tests hold it to. `color`: the errno name of a
+/// failed call in colour.
+pub fn event(line: &mut Line, stamps: &mut Stamps, color: bool, ev: &Event, place: Option<&Place>) {
+    time(line, stamps, ev.ktime_ns);
     // Resets and asynchronous errors with no known owner: no pid rather than a wrong one.
     if !ev.owner_known() {
         line.raw("      -       - ?               ");
@@ -50,7 +74,14 @@ pub fn event(line: &mut Line, stamps: &mut Stamps, ev: &Event, place: Option<&Pl
     let (what, errno) = columns(ev);
     line.left(what, 10);
     line.raw(" ");
-    line.left(&errno, 13);
+    if color && errno_named(ev) {
+        line.raw(color::ERRNO);
+        line.raw(&errno);
+        line.raw(color::RESET);
+        line.spaces(13usize.saturating_sub(errno.chars().count()));
+    } else {
+        line.left(&errno, 13);
+    }
     line.raw(" ");
     detail(line, ev);
     if let Some(p) = place {
@@ -71,6 +102,17 @@ fn columns(ev: &Event) -> (&'static str, Cow<'static, str>) {
         Body::Exit(_) => ("exit", "-".into()),
         Body::Fork(_) => ("fork", "-".into()),
         Body::Exec(_) => ("exec", "-".into()),
+    }
+}
+
+/// Whether ERRNO holds the errno of a failed call (what `--color` colours), not `OK`,
+/// a signal's name or `-`.
+pub(super) fn errno_named(ev: &Event) -> bool {
+    match &ev.body {
+        Body::Bind(b) => b.errno != 0,
+        Body::Connect(c) => c.errno != 0,
+        Body::SockIo(io) => io.errno != 0,
+        _ => false,
     }
 }
 
@@ -161,12 +203,23 @@ fn place_tag(line: &mut Line, p: &Place) {
     }
 }
 
-/// A diagnosis: `!` in the SYSCALL column, the explanation after it.
-pub fn diagnosis(out: &mut impl Write, clock: &Clock, d: &Diagnosis) -> io::Result<()> {
-    let time = clock::hms(clock.wall_ns(d.ktime_ns));
+/// A diagnosis: `!` in the SYSCALL column, the explanation after it (in colour with
+/// `color`, from the `!` on).
+pub fn diagnosis(
+    out: &mut impl Write,
+    stamps: &mut Stamps,
+    color: bool,
+    d: &Diagnosis,
+) -> io::Result<()> {
+    let time = time_text(stamps, d.ktime_ns);
+    let (start, end) = if color {
+        (color::DIAGNOSIS, color::RESET)
+    } else {
+        ("", "")
+    };
     writeln!(
         out,
-        "{time:<8} {:>7} {:>7} {:<16} {:<10} {}",
+        "{time}{:>7} {:>7} {:<16} {start}{:<10} {}{end}",
         d.pid,
         "-",
         d.comm.to_string(),
@@ -267,6 +320,12 @@ fn losses(out: &mut impl Write, stats: &RunStats, lost: u64) -> io::Result<()> {
     )?;
     let mut exact = vec!["the error counts (the kernel counts failures whose records it lost)"];
     let mut incomplete = Vec::new();
+    if stats.so_far {
+        exact[0] = "the error counts of the processes that exited (the kernel counts failures whose records it lost)";
+        incomplete.push(
+            "the error counts of running processes (their lost failures are added when they exit, and at the end)",
+        );
+    }
     if of(&[K::Bind, K::Connect, K::SockIo]) > 0 {
         incomplete.push("the diagnoses of the lost failures");
     }
@@ -297,15 +356,15 @@ fn losses(out: &mut impl Write, stats: &RunStats, lost: u64) -> io::Result<()> {
 
 pub fn lost(
     out: &mut impl Write,
-    clock: &Clock,
+    stamps: &mut Stamps,
     ktime_ns: u64,
     count: u64,
     total: u64,
 ) -> io::Result<()> {
-    let time = clock::hms(clock.wall_ns(ktime_ns));
+    let time = time_text(stamps, ktime_ns);
     writeln!(
         out,
-        "{time:<8} lost {count} events (ring buffer full; {total} lost in all)"
+        "{time}lost {count} events (ring buffer full; {total} lost in all)"
     )
 }
 
@@ -314,7 +373,9 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use crate::{
-        clock::Clock,
+        cli::TimeFormat,
+        clock::{Clock, TimeColumn},
+        diagnose::{Diagnosis, What},
         event::{Addr, Body, Comm, Event, bind::Bind},
         output::{Format, Printer},
     };
@@ -343,10 +404,112 @@ mod tests {
         assert!(lines[0].starts_with("TIME     "), "{}", lines[0]);
         assert_eq!(
             lines[1],
-            "01:02:03    1234    1235 python3\\x1b[2J   bind       EADDRINUSE    127.0.0.1:9000"
+            "01:02:03.000    1234    1235 python3\\x1b[2J   bind       EADDRINUSE    127.0.0.1:9000"
         );
         assert!(!text.contains('\x1b'));
-        assert!(lines[1].len() <= 82);
+        assert!(lines[1].len() <= 90);
+    }
+
+    fn bind_failure() -> Event {
+        Event {
+            ktime_ns: 3_723_004_000_000,
+            cgroup_id: 0,
+            pid: 1234,
+            tid: 1234,
+            comm: Comm::from_raw(b"python3"),
+            body: Body::Bind(Bind {
+                errno: 99,
+                fd: 3,
+                addr: Addr::Inet((Ipv4Addr::new(203, 0, 113, 1), 80).into()),
+                sock_type: 1,
+            }),
+        }
+    }
+
+    /// The header and a line under `-T format`, colour off.
+    fn with_time(format: TimeFormat) -> Vec<String> {
+        let origin = 3_722_000_000_000;
+        let column = TimeColumn::new(format, jiff::tz::TimeZone::UTC, origin);
+        let mut p = Printer::new(Vec::new(), Format::Text, Clock::with_offset(0)).with_time(column);
+        p.header().unwrap();
+        p.event(&bind_failure()).unwrap();
+        p.lost(origin, 3, 7).unwrap();
+        let text = String::from_utf8(p.into_inner()).unwrap();
+        text.lines().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn time_formats_keep_the_columns_aligned() {
+        let none = with_time(TimeFormat::None);
+        assert_eq!(
+            none[0],
+            "    PID     TID COMM             SYSCALL    ERRNO         DETAIL"
+        );
+        assert_eq!(
+            none[1],
+            "   1234    1234 python3          bind       EADDRNOTAVAIL 203.0.113.1:80"
+        );
+        assert_eq!(none[2], "lost 3 events (ring buffer full; 7 lost in all)");
+        for (format, heading, time) in [
+            (TimeFormat::Utc, "TIME        ", "01:02:03.004"),
+            (TimeFormat::Relative, "TIME(s)   ", "1.004     "),
+            (
+                TimeFormat::Iso,
+                "TIME                         ",
+                "1970-01-01T01:02:03.004+00:00",
+            ),
+        ] {
+            let lines = with_time(format);
+            assert_eq!(lines[0], format!("{heading} {}", none[0]), "{format:?}");
+            assert_eq!(lines[1], format!("{time} {}", none[1]), "{format:?}");
+        }
+        assert_eq!(
+            with_time(TimeFormat::Relative)[2],
+            "0.000      lost 3 events (ring buffer full; 7 lost in all)"
+        );
+    }
+
+    #[test]
+    fn colour_marks_the_errno_and_nothing_else_of_an_event() {
+        let mut p = Printer::new(Vec::new(), Format::Text, Clock::with_offset(0)).with_color(true);
+        p.header().unwrap();
+        p.event(&bind_failure()).unwrap();
+        let text = String::from_utf8(p.into_inner()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(!lines[0].contains('\x1b'), "{:?}", lines[0]);
+        assert_eq!(
+            lines[1],
+            "01:02:03.004    1234    1234 python3          bind       \x1b[31mEADDRNOTAVAIL\x1b[0m 203.0.113.1:80"
+        );
+    }
+
+    #[test]
+    fn diagnosis_lines_follow_the_time_format_and_the_colour() {
+        let d = Diagnosis {
+            ktime_ns: 3_723_004_000_000,
+            pid: 1234,
+            comm: Comm::from_raw(b"python3"),
+            what: What::ConnectionRefused {
+                dst: Addr::Inet((Ipv4Addr::LOCALHOST, 9).into()),
+            },
+        };
+        let message = d.what.message();
+        let line = |format, color| {
+            let column = TimeColumn::new(format, jiff::tz::TimeZone::UTC, 0);
+            let mut p = Printer::new(Vec::new(), Format::Text, Clock::with_offset(0))
+                .with_time(column)
+                .with_color(color);
+            p.diagnosis(&d).unwrap();
+            String::from_utf8(p.into_inner()).unwrap()
+        };
+        assert_eq!(
+            line(TimeFormat::Utc, false),
+            format!("01:02:03.004    1234       - python3          !          {message}\n")
+        );
+        assert_eq!(
+            line(TimeFormat::None, true),
+            format!("   1234       - python3          \x1b[33m!          {message}\x1b[0m\n")
+        );
     }
 }
 
@@ -389,5 +552,25 @@ mod loss_tests {
             "{text}"
         );
         assert!(!closing(&[], 0).contains("lossy"));
+    }
+
+    #[test]
+    fn a_summary_while_tracing_says_the_running_processes_counts_are_not_final() {
+        let stats = RunStats {
+            lost: vec![(EventKind::Bind, 5)],
+            so_far: true,
+            ..RunStats::default()
+        };
+        let mut out = Vec::new();
+        summary(&mut out, &[], &stats).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("  exact: the error counts of the processes that exited"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  incomplete: the error counts of running processes (their lost failures are added when they exit, and at the end); the diagnoses"),
+            "{text}"
+        );
     }
 }

@@ -16,6 +16,7 @@ mod bind;
 mod cgroup;
 mod connect;
 mod filters;
+mod lifecycle;
 mod load;
 mod metrics;
 mod process;

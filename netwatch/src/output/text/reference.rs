@@ -8,7 +8,7 @@ use std::{
 
 use crate::{
     cgroup::Place,
-    clock::{self, Clock},
+    clock::{Clock, TimeColumn},
     errno,
     event::{
         Addr, Body, Event,
@@ -21,11 +21,22 @@ use crate::{
 pub fn event(
     out: &mut impl Write,
     clock: &Clock,
+    column: &TimeColumn,
+    color: bool,
     ev: &Event,
     place: Option<&Place>,
 ) -> io::Result<()> {
-    let time = clock::hms(clock.wall_ns(ev.ktime_ns));
+    // The TIME column and its space, or nothing (-T none).
+    let time = column
+        .spell(clock, ev.ktime_ns)
+        .map_or_else(String::new, |t| format!("{t:<0$} ", column.width()));
     let (what, errno, mut detail) = describe(ev);
+    let errno = if color && super::errno_named(ev) {
+        let pad = " ".repeat(13usize.saturating_sub(errno.len()));
+        format!("\x1b[31m{errno}\x1b[0m{pad}")
+    } else {
+        format!("{errno:<13}")
+    };
     if let Some(tag) = place_tag(place) {
         detail.push(' ');
         detail.push_str(&tag);
@@ -38,7 +49,7 @@ pub fn event(
     };
     writeln!(
         out,
-        "{time:<8} {pid:>7} {tid:>7} {comm:<16} {what:<10} {errno:<13} {detail}"
+        "{time}{pid:>7} {tid:>7} {comm:<16} {what:<10} {errno} {detail}"
     )
 }
 
