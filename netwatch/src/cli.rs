@@ -7,25 +7,32 @@ const EXAMPLES: &str = "\
 EXAMPLES:
     sudo netwatch                    # socket errors of every process on the host
     sudo netwatch -p 1234            # only process 1234 and the children it forks
-    sudo netwatch -p 1234 -p 5678    # only these two processes (and their children)
+    sudo netwatch -p 1234,5678       # only these two processes (and their children)
     sudo netwatch -- ./server -l 80  # run a command, trace it and everything it starts
     sudo netwatch -v -- ./server     # also successful binds/listens/connects, forks, execs
-    sudo netwatch -j                 # NDJSON, one object per event (docs/JSON.md)
+    sudo netwatch -P 9000 --errno EADDRINUSE -d 60   # one port, one errno, one minute
+    sudo netwatch -n nginx -u 33 -4  # processes named nginx, of uid 33, IPv4 sockets
+    sudo netwatch -j                 # NDJSON, one object per event (netwatch-json(5))
     sudo netwatch -j | jq 'select(.error == \"EADDRINUSE\")'
     sudo netwatch --check -- ./server   # CI guard: fail if the server exits 0 after a failed bind
     sudo netwatch --summary-only -- ./run-tests.sh
     sudo netwatch --metrics 9464 --quiet   # a daemon for Prometheus: 127.0.0.1:9464/metrics
     sudo netwatch --cgroup /system.slice/nginx.service   # one service (or container)
+    sudo netwatch --ring-buffer-size 64M   # room for bursts: a power of two, 4K to 1G (K, M, G)
 
 EXIT STATUS:
-    0    stopped by Ctrl-C (SIGINT) or SIGTERM, or stdout closed
+    0    stopped by Ctrl-C (SIGINT) or SIGTERM, after -d SECS, when every -p process
+         exited, or stdout closed
     1    netwatch failed (not privileged, tracefs or a program could not be set up, ...)
     2    bad command line
     With -- CMD: CMD's exit status (128+N if a signal N killed it); 127 if CMD was
     not found, 126 if it could not be executed; 130 if a second SIGINT ended netwatch
     before CMD.
     86   with --check: a process in CMD's tree exited 0 after a bind failure it never
-         recovered from (the diagnosis says which); takes precedence over CMD's status.";
+         recovered from (the diagnosis says which); takes precedence over CMD's status.
+
+The manual, netwatch(8), has the output's columns, every diagnosis, signals (SIGHUP
+reopens -o FILE, SIGUSR1 prints the summary so far) and the environment.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -57,7 +64,12 @@ pub struct Args {
 
     /// Only these failures (repeatable): --errno EADDRINUSE --errno EPIPE. Filtered in
     /// the kernel; the summary counts only these.
-    #[arg(long = "errno", value_name = "NAME", value_parser = parse_errno)]
+    #[arg(
+        long = "errno",
+        value_name = "NAME",
+        value_parser = ErrnoName,
+        hide_possible_values = true
+    )]
     pub errnos: Vec<i32>,
 
     /// Only processes named COMM, exactly (repeatable; at most 15 bytes, what the
@@ -94,7 +106,10 @@ pub struct Args {
     #[arg(short = 'T', long = "time", value_name = "FORMAT", value_enum, default_value_t = TimeFormat::Local)]
     pub time: TimeFormat,
 
-    /// Stop after SECS seconds, with the summary, and exit 0.
+    /// Stop after SECS seconds (fractions allowed), with the summary, and exit 0. With
+    /// -- CMD, as strace does when it detaches: tracing stops, CMD is left running and
+    /// not waited for, and the exit status is 0 (86 with --check if a flagged exit was
+    /// seen).
     #[arg(short = 'd', long = "duration", value_name = "SECS", value_parser = parse_secs)]
     pub duration: Option<std::time::Duration>,
 
@@ -239,10 +254,36 @@ fn parse_port(s: &str) -> Result<u16, String> {
     }
 }
 
-fn parse_errno(s: &str) -> Result<i32, String> {
-    let upper = s.to_ascii_uppercase();
-    crate::errno::number(&upper)
-        .ok_or_else(|| format!("`{s}` is not an errno name (e.g. EADDRINUSE, EPIPE)"))
+/// `--errno NAME`, in any case: its number. The shell completions offer every name; a
+/// wrong one is refused in one line (not with the list of all).
+#[derive(Clone)]
+struct ErrnoName;
+
+impl clap::builder::TypedValueParser for ErrnoName {
+    type Value = i32;
+
+    fn parse_ref(
+        &self,
+        _cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<i32, clap::Error> {
+        let text = value.to_string_lossy();
+        crate::errno::number(&text.to_ascii_uppercase()).ok_or_else(|| {
+            clap::Error::raw(
+                clap::error::ErrorKind::InvalidValue,
+                format!("--errno: `{text}` is not an errno name (e.g. EADDRINUSE, EPIPE)\n"),
+            )
+        })
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            crate::errno::names().map(clap::builder::PossibleValue::new),
+        ))
+    }
 }
 
 fn parse_comm(s: &str) -> Result<String, String> {
@@ -399,45 +440,180 @@ mod tests {
     }
 }
 
+/// The manual, netwatch(8), written by hand (roff) rather than generated by
+/// clap_mangen: it explains the columns, the diagnoses, the signals and the exit
+/// statuses, which a list of flags cannot. `--man` prints it as it is. What keeps it
+/// true to this definition: the tests below (every option `--help` shows, with its
+/// value name, is in OPTIONS; every diagnosis is in DIAGNOSES) and
+/// netwatch/tests/cli.rs (`man --warnings` finds nothing to say; every long option of
+/// the built binary's `--help` is in the page).
+pub const MAN_PAGE: &str = include_str!("../../docs/netwatch.8");
+
 /// `--man` and `--completions`: write the document to `out`.
 pub fn print_docs(args: &Args, out: &mut impl std::io::Write) -> std::io::Result<bool> {
-    use clap::CommandFactory as _;
-    let mut cmd = Args::command();
     if args.man {
-        clap_mangen::Man::new(cmd).section("8").render(out)?;
+        out.write_all(MAN_PAGE.as_bytes())?;
         return Ok(true);
     }
     if let Some(shell) = args.completions {
-        clap_complete::generate(shell, &mut cmd, "netwatch", out);
+        clap_complete::generate(shell, &mut completed_command(), "netwatch", out);
         return Ok(true);
     }
     Ok(false)
 }
 
+/// The command line the completion scripts offer: the options `--help` shows.
+/// clap_complete ignores `hide`, so the hidden ones (`--man`, `--completions`,
+/// `-x`/`--failed`) are left out here; none of the others refers to them.
+fn completed_command() -> clap::Command {
+    use clap::CommandFactory as _;
+    let full = Args::command();
+    let visible: Vec<clap::Arg> = full
+        .get_arguments()
+        .filter(|a| !a.is_hide_set())
+        .cloned()
+        .collect();
+    clap::Command::new("netwatch")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about(full.get_about().cloned().unwrap_or_default())
+        .args(visible)
+}
+
 #[cfg(test)]
 mod doc_tests {
+    use clap::CommandFactory as _;
+
     use super::*;
 
+    /// The text of the page's section `name` (from its `.SH` line to the next one).
+    fn section(name: &str) -> &'static str {
+        let heading = format!(".SH {name}\n");
+        let start = MAN_PAGE
+            .find(&heading)
+            .unwrap_or_else(|| panic!("netwatch.8 has no section {name}"));
+        let body = &MAN_PAGE[start + heading.len()..];
+        &body[..body.find("\n.SH ").unwrap_or(body.len())]
+    }
+
+    /// `--ring-buffer-size` as roff spells it: `\-\-ring\-buffer\-size`.
+    fn roff(flag: &str) -> String {
+        flag.replace('-', r"\-")
+    }
+
+    fn print(argv: &[&str]) -> String {
+        let mut out = Vec::new();
+        let args = Args::try_parse_from(argv).unwrap();
+        assert!(print_docs(&args, &mut out).unwrap(), "{argv:?}");
+        String::from_utf8(out).unwrap()
+    }
+
     #[test]
-    fn man_page_and_completions_come_from_the_cli_definition() {
-        let mut man = Vec::new();
-        let args = Args::try_parse_from(["netwatch", "--man"]).unwrap();
-        assert!(print_docs(&args, &mut man).unwrap());
-        let man = String::from_utf8(man).unwrap();
-        assert!(man.starts_with(".ie \\n(.g .ds Aq"), "roff: {}", &man[..40]);
-        assert!(man.contains(".TH netwatch 8"), "{man}");
-        assert!(man.contains("\\-\\-check"), "every flag is documented");
-        let mut bash = Vec::new();
-        let args = Args::try_parse_from(["netwatch", "--completions", "bash"]).unwrap();
-        assert!(print_docs(&args, &mut bash).unwrap());
-        let bash = String::from_utf8(bash).unwrap();
-        assert!(
-            bash.contains("--ring-buffer-size") && bash.contains("complete -F"),
-            "{bash}"
-        );
+    fn man_prints_the_hand_written_page() {
+        let man = print(&["netwatch", "--man"]);
+        assert_eq!(man, MAN_PAGE);
+        assert!(man.contains("\n.TH netwatch 8 "), "{}", &man[..200]);
         assert!(
             Args::try_parse_from(["netwatch", "--man", "-j"]).is_err(),
             "--man stands alone"
         );
+    }
+
+    #[test]
+    fn the_page_documents_every_visible_option_with_its_value_name() {
+        let options = section("OPTIONS");
+        let mut cmd = Args::command();
+        cmd.build();
+        let mut checked = 0;
+        for arg in cmd.get_arguments().filter(|a| !a.is_hide_set()) {
+            let id = arg.get_id();
+            if let Some(long) = arg.get_long() {
+                let long = roff(&format!("--{long}"));
+                assert!(options.contains(&long), "OPTIONS lacks {long}");
+            }
+            if let Some(short) = arg.get_short() {
+                let short = format!(r"\fB\-{short}\fR");
+                assert!(options.contains(&short), "OPTIONS lacks {short} ({id})");
+            }
+            if arg.is_positional() {
+                assert!(
+                    options.contains(r"\fB\-\-\fR \fICMD\fR"),
+                    "OPTIONS lacks -- CMD"
+                );
+            }
+            let values = arg
+                .get_action()
+                .takes_values()
+                .then(|| arg.get_value_names());
+            for value in values.flatten().unwrap_or_default() {
+                assert!(
+                    options.contains(&format!(r"\fI{value}\fR")),
+                    "OPTIONS lacks {id}'s value name {value}"
+                );
+            }
+            checked += 1;
+        }
+        assert!(checked >= 23, "{checked} options checked");
+        // Every value `-T` and `--color` take.
+        for value in [
+            "local", "utc", "iso", "relative", "none", "auto", "always", "never",
+        ] {
+            assert!(
+                options.contains(&format!(".B {value}\n"))
+                    || options.contains(&format!(".BR {value} ")),
+                "OPTIONS lacks {value}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_page_explains_every_diagnosis() {
+        let diagnoses = section("DIAGNOSES");
+        for kind in crate::diagnose::Kind::ALL {
+            let item = format!(".TP\n.B {}\n", kind.name());
+            assert!(diagnoses.contains(&item), "DIAGNOSES lacks {}", kind.name());
+        }
+        assert_eq!(
+            diagnoses.matches(".TP\n.B ").count(),
+            crate::diagnose::Kind::ALL.len(),
+            "one entry per diagnosis, no more"
+        );
+    }
+
+    #[test]
+    fn completions_offer_every_visible_option_and_no_hidden_one() {
+        use clap_complete::Shell;
+        for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+            let script = print(&["netwatch", "--completions", &shell.to_string()]);
+            for offered in [
+                "--ring-buffer-size",
+                "--keep-going",
+                "--errno",
+                "--time",
+                "--pid",
+            ] {
+                let offered = match shell {
+                    Shell::Fish => format!("-l {}", &offered[2..]),
+                    _ => offered.to_owned(),
+                };
+                assert!(script.contains(&offered), "{shell}: no {offered}");
+            }
+            for hidden in ["man", "completions", "failed"] {
+                let hidden = match shell {
+                    Shell::Fish => format!("-l {hidden}"),
+                    _ => format!("--{hidden}"),
+                };
+                assert!(!script.contains(&hidden), "{shell} offers {hidden}");
+            }
+        }
+        let bash = print(&["netwatch", "--completions", "bash"]);
+        assert!(bash.contains("complete -F"), "{bash}");
+        assert!(
+            !bash.split_whitespace().any(|w| w == "-x"),
+            "bash offers the hidden -x"
+        );
+        let zsh = print(&["netwatch", "--completions", "zsh"]);
+        assert!(!zsh.contains("-x["), "zsh offers the hidden -x");
+        let fish = print(&["netwatch", "--completions", "fish"]);
+        assert!(!fish.contains("-s x "), "fish offers the hidden -x");
     }
 }

@@ -16,8 +16,16 @@ pub fn label(errno: i32) -> Cow<'static, str> {
 /// The number of an errno name, e.g. 98 for `EADDRINUSE` (names as [`name`] gives
 /// them).
 pub fn number(name: &str) -> Option<i32> {
-    (1..4096).find(|&e| self::name(e) == Some(name))
+    (1..=LAST).find(|&e| self::name(e) == Some(name))
 }
+
+/// Every errno name, by number.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    (1..=LAST).filter_map(name)
+}
+
+/// The highest errno [`name`] knows.
+const LAST: i32 = 132;
 
 /// The symbolic name of a positive errno, e.g. `EADDRINUSE` for 98.
 pub fn name(errno: i32) -> Option<&'static str> {
@@ -167,5 +175,7 @@ mod tests {
         assert_eq!(super::name(111), Some("ECONNREFUSED"));
         assert_eq!(super::name(0), None);
         assert_eq!(super::name(4096), None);
+        assert_eq!(super::name(super::LAST + 1), None);
+        assert!(super::names().all(|n| super::number(n).and_then(super::name) == Some(n)));
     }
 }

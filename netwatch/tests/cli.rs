@@ -103,3 +103,223 @@ fn a_closed_stdout_is_refused_when_the_stream_would_go_there() {
     let (_, err) = run_with_stdout_closed(&["-o", "/dev/null", "-p", "2000000000"]);
     assert!(err.contains("-p 2000000000: no such process"), "{err}");
 }
+
+/// A page of docs/, by name.
+fn doc(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../docs")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The text of the page's section `name`, from its `.SH` line to the next one.
+fn section<'a>(page: &'a str, name: &str) -> &'a str {
+    let heading = format!(".SH {name}\n");
+    let start = page
+        .find(&heading)
+        .unwrap_or_else(|| panic!("no section {name}"))
+        + heading.len();
+    let body = &page[start..];
+    &body[..body.find("\n.SH ").unwrap_or(body.len())]
+}
+
+/// `netwatch --man`: the page netwatch prints (and `cargo xtask install` installs).
+fn man_page() -> String {
+    let (status, page, err) = run(&["--man"], &[]);
+    assert!(status.success() && err.is_empty(), "{status:?} {err}");
+    page
+}
+
+/// `man --warnings=w -l PAGE` (every groff warning) at 80 columns: what it printed, and
+/// its warnings.
+fn man_warnings(page: &std::path::Path) -> (String, String) {
+    let page = page.to_str().unwrap();
+    let (status, out, err) = support::run_program(
+        "man",
+        &["--warnings=w", "-l", page],
+        &[("MANWIDTH", "80"), ("LC_ALL", "C.UTF-8"), ("MANOPT", "")],
+    );
+    assert!(status.success(), "man -l {page}: {status:?}: {err}");
+    (out, err)
+}
+
+#[test]
+fn the_manual_pages_format_without_a_warning() {
+    if std::process::Command::new("man")
+        .arg("-w")
+        .output()
+        .is_err()
+    {
+        // `cargo xtask setup` installs man-db and groff-base (xtask/src/setup.rs).
+        eprintln!("SKIPPED: man(1) is not installed: the manual pages were not formatted");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("netwatch-man-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let netwatch_8 = dir.join("netwatch.8");
+    std::fs::write(&netwatch_8, man_page()).unwrap();
+    let json_5 = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/netwatch-json.5");
+    for (page, sections) in [
+        (
+            netwatch_8.as_path(),
+            &[
+                "NAME",
+                "SYNOPSIS",
+                "DESCRIPTION",
+                "OPTIONS",
+                "OUTPUT",
+                "DIAGNOSES",
+                "JSON",
+                "EXIT STATUS",
+                "SIGNALS",
+                "ENVIRONMENT",
+                "FILES",
+                "OVERHEAD",
+                "EXAMPLES",
+                "SEE ALSO",
+            ][..],
+        ),
+        (
+            json_5.as_path(),
+            &["NAME", "DESCRIPTION", "EXAMPLES", "SEE ALSO"][..],
+        ),
+    ] {
+        let (out, warnings) = man_warnings(page);
+        assert!(
+            warnings.is_empty(),
+            "{}: man --warnings:\n{warnings}",
+            page.display()
+        );
+        for heading in sections {
+            assert!(
+                out.lines().any(|l| l == *heading),
+                "{}: no section {heading} in\n{out}",
+                page.display()
+            );
+        }
+        // Nothing is cut or hyphenated at 80 columns (no line longer than that).
+        for line in out.lines() {
+            assert!(
+                line.chars().count() <= 80,
+                "{}: a line wider than 80 columns:\n{line}",
+                page.display()
+            );
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn every_option_of_help_is_in_the_manual() {
+    let page = man_page();
+    let options = section(&page, "OPTIONS");
+    let (status, help, _) = run(&["--help"], &[]);
+    assert!(status.success());
+    let mut longs: Vec<&str> = help
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .filter(|w| w.starts_with("--") && w.len() > 2)
+        .collect();
+    longs.sort_unstable();
+    longs.dedup();
+    assert!(longs.len() >= 20, "{longs:?}");
+    for long in &longs {
+        let roff = long.replace('-', r"\-");
+        assert!(
+            options.contains(&roff),
+            "OPTIONS of netwatch(8) lacks {long} ({roff})"
+        );
+    }
+    // And every short option (`  -p, --pid <PID>`).
+    for line in help.lines() {
+        let line = line.trim_start();
+        if let Some(short) = line
+            .strip_prefix('-')
+            .filter(|rest| rest.as_bytes().get(1) == Some(&b','))
+        {
+            let roff = format!(r"\fB\-{}\fR", &short[..1]);
+            assert!(options.contains(&roff), "OPTIONS lacks {roff}: {line}");
+        }
+    }
+}
+
+#[test]
+fn the_manual_lists_every_exit_status_and_environment_variable() {
+    let page = man_page();
+    let (_, help, _) = run(&["--help"], &[]);
+    let statuses = section(&page, "EXIT STATUS");
+    for code in ["0", "1", "2", "86", "126", "127", "130"] {
+        assert!(
+            statuses.contains(&format!(".B {code}\n")),
+            "EXIT STATUS lacks {code}"
+        );
+        assert!(
+            help.contains(&format!("    {code}   ")) || help.contains(&format!("{code} if")),
+            "--help's EXIT STATUS lacks {code}"
+        );
+    }
+    // Every variable the code reads (and TZ, which jiff reads for -T local).
+    let environment = section(&page, "ENVIRONMENT");
+    let mut read = vec!["TZ".to_owned()];
+    let mut dirs = vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let code = std::fs::read_to_string(&path).unwrap();
+                for call in ["env::var_os(\"", "env::var(\""] {
+                    for (at, _) in code.match_indices(call) {
+                        let name = &code[at + call.len()..];
+                        read.push(name[..name.find('"').unwrap()].to_owned());
+                    }
+                }
+            }
+        }
+    }
+    assert!(read.len() >= 4, "{read:?}");
+    for name in read {
+        assert!(
+            environment.contains(&format!(".B {name}\n")),
+            "ENVIRONMENT lacks {name}"
+        );
+    }
+}
+
+#[test]
+fn the_json_page_names_every_kind_and_field_of_docs_json() {
+    let schema = doc("JSON.md");
+    // Described, not only in an example.
+    let whole = doc("netwatch-json.5");
+    let page = whole.replace(section(&whole, "EXAMPLES"), "");
+    // A name as a word of the page: not part of a longer identifier.
+    let has_word = |name: &str| {
+        page.match_indices(name).any(|(at, _)| {
+            let before = page[..at].chars().next_back();
+            let after = page[at + name.len()..].chars().next();
+            let ident = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+            !ident(before) && !ident(after)
+        })
+    };
+    let mut names = Vec::new();
+    for line in schema.lines() {
+        // Table rows: `| `field` | type | meaning |`, the names in the first cell.
+        let Some(first) = line.strip_prefix("| ").and_then(|l| l.split(" |").next()) else {
+            continue;
+        };
+        names.extend(first.split('`').skip(1).step_by(2).map(str::to_owned));
+    }
+    // Headings: ## `kind`: ...
+    for line in schema.lines().filter(|l| l.starts_with('#')) {
+        names.extend(line.split('`').skip(1).step_by(2).map(str::to_owned));
+    }
+    names.sort();
+    names.dedup();
+    assert!(names.len() > 60, "{names:?}");
+    for name in &names {
+        assert!(
+            has_word(name),
+            "netwatch-json(5) lacks `{name}` of docs/JSON.md"
+        );
+    }
+}

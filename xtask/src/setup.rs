@@ -27,6 +27,9 @@ pub const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("prometheus", "prometheus"), // the metrics test scrapes netwatch with it
     ("prometheus", "promtool"),   // `promtool check metrics`
     ("systemd", "systemd-analyze"), // deploy/netwatch.service is verified with it
+    // netwatch/tests/cli.rs formats the manual pages with `man --warnings` (groff).
+    ("man-db", "man"),
+    ("groff-base", "groff"),
 ];
 
 /// Debian packages the kernel matrix (`cargo xtask test --kernel ...`) needs besides
