@@ -268,7 +268,34 @@ impl EscapedComm {
         // Only printable ASCII is ever written (see Comm::escaped).
         std::str::from_utf8(self.as_bytes()).unwrap_or("?")
     }
+
+    /// The name cut to the text output's COMM column: at most [`COMM_COLUMN`]
+    /// characters, ending in `+` when some were cut, and never inside an escape
+    /// (escapes make a hostile name up to four times longer than its bytes).
+    pub fn column(&self) -> std::borrow::Cow<'_, str> {
+        let text = self.as_str();
+        if text.len() <= COMM_COLUMN {
+            return text.into();
+        }
+        let bytes = text.as_bytes();
+        let mut end = 0;
+        while end < bytes.len() {
+            let unit = match (bytes[end], bytes.get(end + 1)) {
+                (b'\\', Some(b'x')) => 4,
+                (b'\\', _) => 2,
+                _ => 1,
+            };
+            if end + unit > COMM_COLUMN - 1 {
+                break;
+            }
+            end += unit;
+        }
+        format!("{}+", &text[..end]).into()
+    }
 }
+
+/// Width of the text output's COMM column.
+pub const COMM_COLUMN: usize = 16;
 
 impl fmt::Display for Comm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -14,7 +14,7 @@ use crate::{
     diagnose::{Class, Diagnosis, Process},
     errno,
     event::{
-        Addr, Body, Event,
+        Addr, Body, COMM_COLUMN, Event,
         reset::Direction,
         signal,
         sock::{Proto, Sock},
@@ -68,7 +68,7 @@ pub fn event(line: &mut Line, stamps: &mut Stamps, color: bool, ev: &Event, plac
         line.raw(" ");
         line.right(itoa::Buffer::new().format(ev.tid), 7);
         line.raw(" ");
-        line.left(ev.comm.escaped().as_str(), 16);
+        line.left(&ev.comm.escaped().column(), COMM_COLUMN);
     }
     line.raw(" ");
     let (what, errno) = columns(ev);
@@ -137,7 +137,18 @@ fn detail(line: &mut Line, ev: &Event) {
             }
         }
         Body::SockIo(io) => fd_endpoints(line, io.fd, &io.sock),
-        Body::Listen(l) => fd_endpoints(line, l.fd, &l.sock),
+        Body::Listen(l) => match &l.sock {
+            // A listener has no peer: where it listens.
+            Sock::Socket(s) if s.proto != Proto::Unix => {
+                line.raw("fd ");
+                line.int(l.fd);
+                line.raw(" ");
+                line.raw(&s.proto.name());
+                line.raw(" listening on ");
+                line.addr(&s.local);
+            }
+            sock => fd_endpoints(line, l.fd, sock),
+        },
         Body::Reset(r) => {
             let (dir, arrow) = match r.direction {
                 Direction::Received => ("received ", " <- "),
@@ -222,7 +233,7 @@ pub fn diagnosis(
         "{time}{:>7} {:>7} {:<16} {start}{:<10} {}{end}",
         d.pid,
         "-",
-        d.comm.to_string(),
+        d.comm.escaped().column(),
         "!",
         d.what.message()
     )
@@ -260,7 +271,7 @@ pub fn summary(out: &mut impl Write, procs: &[&Process], stats: &RunStats) -> io
                 out,
                 "{:>7} {:<16} {:>5} {:>8} {:>5} {:>9} {:>5} {:>10} {:>7} {:<18} {}",
                 p.pid,
-                p.comm.to_string(),
+                p.comm.escaped().column(),
                 n(Class::AddrInUse),
                 n(Class::AddrNotAvail),
                 n(Class::Pipe),
@@ -408,6 +419,55 @@ mod tests {
         );
         assert!(!text.contains('\x1b'));
         assert!(lines[1].len() <= 90);
+    }
+
+    /// A name whose escapes run past the column is cut with a `+`, and the columns
+    /// after it stay where they are; listeners show where they listen.
+    #[test]
+    fn long_names_keep_the_columns_and_listeners_say_where() {
+        let mut p = Printer::new(Vec::new(), Format::Text, Clock::with_offset(0));
+        let mut ev = bind_failure();
+        ev.comm = Comm::from_raw(b"\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f");
+        p.event(&ev).unwrap();
+        p.event(&bind_failure()).unwrap();
+        let text = String::from_utf8(p.into_inner()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[0].contains(" \\x01\\x02\\x03+    bind "),
+            "{}",
+            lines[0]
+        );
+        assert_eq!(lines[0].find(" bind "), lines[1].find(" bind "), "{text}");
+
+        use netwatch_common::{AF_INET, SOCK_RESOLVED, SockAddr, SockInfo};
+        let mut addr = [0u8; 16];
+        addr[..4].copy_from_slice(&[0, 0, 0, 0]);
+        let sock = crate::event::sock::Sock::from_wire(&SockInfo {
+            sk: 1,
+            local: SockAddr {
+                addr,
+                family: AF_INET,
+                port: 8080,
+            },
+            remote: SockAddr::default(),
+            family: AF_INET,
+            sock_type: 1,
+            protocol: 6,
+            state: 10,
+            userlocks: 0,
+            flags: SOCK_RESOLVED,
+            _pad: 0,
+        });
+        let mut p = Printer::new(Vec::new(), Format::Text, Clock::with_offset(0));
+        let mut listen = bind_failure();
+        listen.body = Body::Listen(crate::event::listen::Listen { fd: 3, sock });
+        p.event(&listen).unwrap();
+        let text = String::from_utf8(p.into_inner()).unwrap();
+        assert!(
+            text.contains("fd 3 tcp listening on 0.0.0.0:8080"),
+            "{text}"
+        );
+        assert!(!text.contains("->"), "{text}");
     }
 
     fn bind_failure() -> Event {

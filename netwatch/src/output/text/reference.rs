@@ -45,7 +45,8 @@ pub fn event(
     let (pid, tid, comm) = if !ev.owner_known() {
         ("-".to_owned(), "-".to_owned(), "?".to_owned())
     } else {
-        (ev.pid.to_string(), ev.tid.to_string(), ev.comm.to_string())
+        let comm = ev.comm.escaped().column().into_owned();
+        (ev.pid.to_string(), ev.tid.to_string(), comm)
     };
     writeln!(
         out,
@@ -90,7 +91,12 @@ pub fn describe(ev: &Event) -> (&'static str, Cow<'static, str>, String) {
         Body::Listen(l) => (
             "listen",
             "OK".into(),
-            format!("fd {} {}", l.fd, endpoints(&l.sock)),
+            match &l.sock {
+                Sock::Socket(s) if s.proto != Proto::Unix => {
+                    format!("fd {} {} listening on {}", l.fd, s.proto.name(), s.local)
+                }
+                sock => format!("fd {} {}", l.fd, endpoints(sock)),
+            },
         ),
         Body::Reset(r) => {
             let (dir, arrow) = match r.direction {
