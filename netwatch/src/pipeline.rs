@@ -142,7 +142,7 @@ impl<W: io::Write> Pipeline<W> {
         bytes: &[u8],
         exit_counts: impl FnOnce(u32) -> Option<ProcCounts>,
     ) -> io::Result<()> {
-        let ev = match event::decode(bytes) {
+        let mut ev = match event::decode(bytes) {
             Ok(ev) => ev,
             Err(e) => {
                 self.decode_errors += 1;
@@ -157,6 +157,10 @@ impl<W: io::Write> Pipeline<W> {
         }
         let mut result = Ok(());
         if self.view.shows(&ev) {
+            // What an exec ran, read now: a short-lived process may already be gone.
+            if let Body::Exec(x) = &mut ev.body {
+                x.command = crate::procfs::command(ev.pid);
+            }
             result = self.out.event(&ev);
         }
         if let Body::Exit(_) = ev.body

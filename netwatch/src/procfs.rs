@@ -2,7 +2,9 @@
 
 use std::{fs, io};
 
-use crate::event::Comm;
+use std::os::unix::ffi::OsStrExt as _;
+
+use crate::event::{Comm, escape_name, process::Command};
 
 /// The thread group (process) `tid` belongs to, from `/proc/TID/status`: `tid` itself
 /// for a process, its process's id for one of its threads; None when there is no such
@@ -36,6 +38,23 @@ pub fn exited(pid: u32) -> bool {
     }
 }
 
+/// What `pid` runs: its executable (`/proc/PID/exe`) and argv (`/proc/PID/cmdline`),
+/// each argument escaped as names are; None when the process is gone.
+pub fn command(pid: u32) -> Option<Command> {
+    let exe = fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let argv = cmdline
+        .strip_suffix(b"\0")
+        .unwrap_or(&cmdline)
+        .split(|&b| b == 0)
+        .map(escape_name)
+        .collect();
+    Some(Command {
+        exe: escape_name(exe.as_os_str().as_bytes()),
+        argv,
+    })
+}
+
 /// A live process's comm, or "?".
 pub fn comm_of(pid: u32) -> Comm {
     let raw = fs::read(format!("/proc/{pid}/comm")).unwrap_or_else(|_| b"?".to_vec());
@@ -64,5 +83,12 @@ mod tests {
         t.join().unwrap();
         assert_eq!(parse_tgid("Name:\tx\nTgid:\t42\nPid:\t43\n"), Some(42));
         assert_eq!(parse_tgid("Name:\tx\n"), None);
+        let me = command(std::process::id()).unwrap();
+        assert_eq!(
+            me.exe,
+            escape_name(std::env::current_exe().unwrap().as_os_str().as_bytes())
+        );
+        assert!(!me.argv.is_empty());
+        assert_eq!(command(u32::MAX), None);
     }
 }

@@ -102,6 +102,16 @@ pub struct Fork {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Exec {
     pub old_tid: u32,
+    /// What was executed and its arguments, read from /proc when the record is shown
+    /// (`-v`); None when the process had already exited or exec'd again.
+    pub command: Option<Command>,
+}
+
+/// A process's executable and argv, as /proc gives them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Command {
+    pub exe: String,
+    pub argv: Vec<String>,
 }
 
 pub(super) fn decode_exit(bytes: &[u8]) -> Result<Exit, DecodeError> {
@@ -122,6 +132,7 @@ pub(super) fn decode_exec(bytes: &[u8]) -> Result<Exec, DecodeError> {
     let raw: ExecEvent = read(bytes)?;
     Ok(Exec {
         old_tid: raw.old_tid,
+        command: None,
     })
 }
 
@@ -260,7 +271,11 @@ mod decode_tests {
             _pad: 0,
         }))
         .unwrap();
-        assert_eq!(ev, expected(b"python3", Body::Exec(Exec { old_tid: 4250 })));
+        let exec = Exec {
+            old_tid: 4250,
+            command: None,
+        };
+        assert_eq!(ev, expected(b"python3", Body::Exec(exec)));
         assert_eq!(ev.kind_name(), "exec");
         assert!(!ev.is_failure());
     }

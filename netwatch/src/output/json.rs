@@ -163,6 +163,25 @@ pub fn event(line: &mut Line, stamps: &mut Stamps, ev: &Event, place: Option<&Pl
         Body::Exec(x) => {
             line.key("old_tid");
             line.int(x.old_tid);
+            line.key("exe");
+            match &x.command {
+                Some(c) => line.json(&c.exe),
+                None => line.raw("null"),
+            }
+            line.key("argv");
+            match &x.command {
+                Some(c) => {
+                    line.raw("[");
+                    for (i, arg) in c.argv.iter().enumerate() {
+                        if i > 0 {
+                            line.raw(",");
+                        }
+                        line.json(arg);
+                    }
+                    line.raw("]");
+                }
+                None => line.raw("null"),
+            }
         }
     }
     line.raw("}\n");

@@ -141,6 +141,17 @@ impl<W: Write> Printer<W> {
     }
 }
 
+/// An exec's DETAIL, as execsnoop's ARGS: the executable, then argv after argv[0].
+pub(crate) fn exec_detail(x: &crate::event::process::Exec) -> String {
+    match &x.command {
+        Some(c) => std::iter::once(c.exe.as_str())
+            .chain(c.argv.iter().skip(1).map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(" "),
+        None => "(gone before its command line was read)".to_owned(),
+    }
+}
+
 /// Error counts of one class over all syscall families.
 pub fn class_total(p: &Process, class: impl Fn(Class) -> bool) -> u64 {
     p.counts

@@ -165,7 +165,17 @@ fn bodies() -> Vec<Body> {
     bodies.push(Body::Fork(Fork {
         child_pid: 4_194_304,
     }));
-    bodies.push(Body::Exec(Exec { old_tid: 17 }));
+    bodies.push(Body::Exec(Exec {
+        old_tid: 17,
+        command: None,
+    }));
+    bodies.push(Body::Exec(Exec {
+        old_tid: 18,
+        command: Some(crate::event::process::Command {
+            exe: "/usr/bin/sleep".into(),
+            argv: vec!["sleep".into(), "1".into(), "\\x1b[2J".into()],
+        }),
+    }));
     bodies
 }
 

@@ -173,7 +173,7 @@ fn detail(line: &mut Line, ev: &Event) {
             line.raw("child ");
             line.int(f.child_pid);
         }
-        Body::Exec(_) => {}
+        Body::Exec(x) => line.raw(&super::exec_detail(x)),
     }
 }
 

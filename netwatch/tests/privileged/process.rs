@@ -261,3 +261,29 @@ t = threading.Thread(target=work); t.start(); t.join()
     assert_eq!(v["pid"], pid);
     nw.finish();
 }
+
+/// `-v` exec records name what ran, as execsnoop's ARGS column does.
+#[test]
+fn verbose_exec_records_name_the_program_and_its_arguments() {
+    require_root();
+    let (status, out, err) = run(&["-v", "-j", "--", "sh", "-c", "exec sleep 0.5"], &[]);
+    assert!(status.success(), "{err}");
+    let exec = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["kind"] == "exec" && v["comm"] == "sleep")
+        .unwrap_or_else(|| panic!("no exec of sleep in {out}"));
+    assert!(
+        exec["exe"].as_str().is_some_and(|e| e.ends_with("/sleep")),
+        "{exec}"
+    );
+    assert_eq!(exec["argv"], serde_json::json!(["sleep", "0.5"]), "{exec}");
+
+    let (status, out, err) = run(&["-v", "--", "sh", "-c", "exec sleep 0.5"], &[]);
+    assert!(status.success(), "{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains(" exec ") && l.ends_with("/sleep 0.5")),
+        "{out}"
+    );
+}

@@ -76,6 +76,8 @@ enum JsonBody {
     },
     Exec {
         old_tid: u32,
+        exe: Option<String>,
+        argv: Option<Vec<String>>,
     },
 }
 
@@ -181,7 +183,11 @@ fn body(ev: &Event) -> JsonBody {
         Body::Fork(f) => JsonBody::Fork {
             child_pid: f.child_pid,
         },
-        Body::Exec(x) => JsonBody::Exec { old_tid: x.old_tid },
+        Body::Exec(x) => JsonBody::Exec {
+            old_tid: x.old_tid,
+            exe: x.command.as_ref().map(|c| c.exe.clone()),
+            argv: x.command.as_ref().map(|c| c.argv.clone()),
+        },
     }
 }
 

@@ -115,7 +115,7 @@ pub fn describe(ev: &Event) -> (&'static str, Cow<'static, str>, String) {
         Body::Signal(s) => ("signal", signal::name(s.sig), s.fate.name().into()),
         Body::Exit(e) => ("exit", "-".into(), e.status.to_string()),
         Body::Fork(f) => ("fork", "-".into(), format!("child {}", f.child_pid)),
-        Body::Exec(_) => ("exec", "-".into(), String::new()),
+        Body::Exec(x) => ("exec", "-".into(), super::super::exec_detail(x)),
     }
 }
 
