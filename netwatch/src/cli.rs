@@ -456,10 +456,75 @@ pub fn print_docs(args: &Args, out: &mut impl std::io::Write) -> std::io::Result
         return Ok(true);
     }
     if let Some(shell) = args.completions {
-        clap_complete::generate(shell, &mut completed_command(), "netwatch", out);
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut completed_command(), "netwatch", &mut script);
+        let script = String::from_utf8_lossy(&script);
+        out.write_all(complete_values(shell, &script).as_bytes())?;
         return Ok(true);
     }
     Ok(false)
+}
+
+/// The values clap's generated scripts cannot offer, put into them: the live pids
+/// for `-p` and the cgroup hierarchy's paths for `--cgroup` (both are read when the
+/// shell completes, so they are the host's at that moment).
+fn complete_values(shell: clap_complete::Shell, script: &str) -> String {
+    use clap_complete::Shell;
+    const CGROUPS: &str = "/sys/fs/cgroup";
+    match shell {
+        Shell::Bash => {
+            let files = "COMPREPLY=($(compgen -f \"${cur}\"))";
+            let pids = "COMPREPLY=($(compgen -W \"$(cd /proc && ls -d [0-9]*)\" -- \"${cur}\"))";
+            let cgroups = format!(
+                "COMPREPLY=($(compgen -W \"$(cd {CGROUPS} && find . -mindepth 1 -type d \
+                 -printf '/%P ' 2>/dev/null)\" -- \"${{cur}}\"))"
+            );
+            let mut out = script.to_owned();
+            for (case, with) in [
+                ("--pid)", pids.to_owned()),
+                ("-p)", pids.to_owned()),
+                ("--cgroup)", cgroups),
+            ] {
+                let from = format!("{case}\n                    {files}");
+                let to = format!("{case}\n                    {with}");
+                out = out.replace(&from, &to);
+            }
+            out
+        }
+        Shell::Zsh => script
+            .lines()
+            .map(|l| {
+                if l.contains("]:PID:_default") {
+                    l.replace("]:PID:_default", "]:PID:_pids")
+                } else if l.starts_with("'--cgroup=") {
+                    l.replace(
+                        "]:PATH:_default",
+                        &format!("]:PATH:_path_files -W {CGROUPS} -/"),
+                    )
+                } else {
+                    l.to_owned()
+                }
+            })
+            .map(|l| l + "\n")
+            .collect(),
+        Shell::Fish => script
+            .lines()
+            .map(|l| {
+                if l.starts_with("complete -c netwatch -s p -l pid ") {
+                    format!("{l} -f -a '(__fish_complete_pids)'")
+                } else if l.starts_with("complete -c netwatch -l cgroup ") {
+                    format!(
+                        "{l} -f -a '(find {CGROUPS} -mindepth 1 -type d 2>/dev/null \
+                         | string replace {CGROUPS} \"\")'"
+                    )
+                } else {
+                    l.to_owned()
+                }
+            })
+            .map(|l| l + "\n")
+            .collect(),
+        _ => script.to_owned(),
+    }
 }
 
 /// The command line the completion scripts offer: the options `--help` shows.
@@ -596,6 +661,15 @@ mod doc_tests {
                     _ => offered.to_owned(),
                 };
                 assert!(script.contains(&offered), "{shell}: no {offered}");
+            }
+            // The values clap cannot offer (complete_values): pids, cgroup paths.
+            let values: &[&str] = match shell {
+                Shell::Bash => &["cd /proc && ls -d [0-9]*", "cd /sys/fs/cgroup && find"],
+                Shell::Zsh => &[":PID:_pids", "_path_files -W /sys/fs/cgroup -/"],
+                _ => &["(__fish_complete_pids)", "find /sys/fs/cgroup"],
+            };
+            for v in values {
+                assert!(script.contains(v), "{shell}: no {v}");
             }
             for hidden in ["man", "completions", "failed"] {
                 let hidden = match shell {

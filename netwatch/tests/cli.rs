@@ -323,3 +323,33 @@ fn the_json_page_names_every_kind_and_field_of_docs_json() {
         );
     }
 }
+
+/// bash, completing as a user would: `-p` offers the live pids (this test's among
+/// them), `--errno` the errno names, `--cgroup` the hierarchy's paths.
+#[test]
+fn bash_completes_pids_errno_names_and_cgroups() {
+    let complete = |words: &str, cur: &str, prev: &str| {
+        let script = format!(
+            "source <({} --completions bash) && COMP_WORDS=({words}) && \
+             COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)) && _netwatch netwatch '{cur}' '{prev}' && \
+             printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            support::NETWATCH
+        );
+        let (status, out, err) = support::run_program("bash", &["-c", &script], &[]);
+        assert!(status.success(), "{err}");
+        out
+    };
+    let pids = complete("netwatch -p ''", "", "-p");
+    let me = std::process::id().to_string();
+    assert!(pids.lines().any(|l| l == me), "{me} not in {pids}");
+    let errnos = complete("netwatch --errno EADDR", "EADDR", "--errno");
+    assert_eq!(
+        errnos.lines().collect::<Vec<_>>(),
+        ["EADDRINUSE", "EADDRNOTAVAIL"]
+    );
+    if std::path::Path::new("/sys/fs/cgroup/cgroup.procs").exists() {
+        let cgroups = complete("netwatch --cgroup /", "/", "--cgroup");
+        assert!(cgroups.lines().all(|l| l.starts_with('/')), "{cgroups}");
+        assert!(!cgroups.trim().is_empty(), "no cgroup offered");
+    }
+}
