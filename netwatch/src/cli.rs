@@ -162,7 +162,7 @@ pub struct Args {
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<std::ffi::OsString>,
 
-    /// Size of the kernel ring buffer: a power of two, at least 4K (K and M suffixes).
+    /// Size of the kernel ring buffer: a power of two from 4K to 1G (K, M and G suffixes).
     #[arg(long, value_name = "BYTES", default_value = "4M", value_parser = parse_size)]
     pub ring_buffer_size: u32,
 }
