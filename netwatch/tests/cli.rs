@@ -358,11 +358,21 @@ fn bash_completes_pids_errno_names_and_cgroups() {
 fn bad_filters_are_usage_errors() {
     rejects(&["-P", "0"], 2, "`0` is not a port (1 to 65535)");
     rejects(&["--errno", "NOPE"], 2, "`NOPE` is not an errno name");
-    rejects(&["-n", "abcdefghijklmnopq"], 2, "the kernel keeps 15 of a process name");
+    rejects(
+        &["-n", "abcdefghijklmnopq"],
+        2,
+        "the kernel keeps 15 of a process name",
+    );
     rejects(&["-4", "-6"], 2, "cannot be used with");
     rejects(&["-d", "0"], 2, "not a number of seconds above 0");
     rejects(&["--keep-going"], 2, "--pid <PID>");
-    let nine: Vec<String> = (1..=9).flat_map(|p| ["-P".to_owned(), p.to_string()]).collect();
+    let nine: Vec<String> = (1..=9)
+        .flat_map(|p| ["-P".to_owned(), p.to_string()])
+        .collect();
     let nine: Vec<&str> = nine.iter().map(String::as_str).collect();
-    rejects(&nine, 2, "-P given 9 times: the kernel filter holds 8 at most");
+    rejects(
+        &nine,
+        2,
+        "-P given 9 times: the kernel filter holds 8 at most",
+    );
 }
