@@ -4,9 +4,10 @@
 use netwatch_common::{Family, errno::EADDRINUSE, errno::EADDRNOTAVAIL};
 
 use super::{
-    Class, Classifier, Context, Diagnosis, HeldSocket, Holder, Holders, MAX_PENDING,
-    MAX_UNRECOVERED, PendingRelease, Said, What,
+    BindPrivilege, BindRefusal, Class, Classifier, Context, Diagnosis, HeldSocket, Holder,
+    Holders, MAX_PENDING, MAX_UNRECOVERED, PendingRelease, Said, What,
 };
+use crate::sockaddr::Addr;
 use crate::event::{
     Event,
     bind::{Bind, SOCK_DGRAM},
@@ -29,12 +30,29 @@ impl Classifier {
             }
             return;
         }
+        // A refused bind of a port (not of a Unix socket's path: file permissions).
+        let refused = (matches!(b.errno, libc::EACCES | libc::EPERM) && b.addr.port().is_some())
+            .then(|| refused(b.addr, b.errno, ctx.bind_privilege));
         let p = self.proc(ev);
         *p.counts
             .entry((Class::of(b.errno), Family::Bind.name()))
             .or_default() += 1;
-        if p.unrecovered.len() < MAX_UNRECOVERED && !p.unrecovered.contains(&(b.addr, b.errno)) {
-            p.unrecovered.push((b.addr, b.errno));
+        if p.unrecovered.len() < MAX_UNRECOVERED
+            && !p
+                .unrecovered
+                .iter()
+                .any(|&(a, e, _)| (a, e) == (b.addr, b.errno))
+        {
+            let reason = refused.as_ref().and_then(|w| match w {
+                What::BindRefused { cause, .. } => Some(cause.reason()),
+                _ => None,
+            });
+            p.unrecovered.push((b.addr, b.errno, reason));
+        }
+        if let Some(what) = refused {
+            let port = b.addr.port().unwrap_or(0);
+            self.say(ev, Said::BindRefused(port), |_| what, out);
+            return;
         }
         match b.errno {
             EADDRINUSE => {
@@ -53,6 +71,44 @@ impl Classifier {
         }
     }
 
+}
+
+/// Why a bind of `addr` failed with EACCES or EPERM, from what was read. The kernel
+/// refuses a port below `ip_unprivileged_port_start` to a process without
+/// CAP_NET_BIND_SERVICE with EACCES (net/ipv4/af_inet.c __inet_bind); anything else is
+/// a policy: an LSM hook, or a cgroup BPF bind program (EPERM).
+fn refused(addr: Addr, errno: i32, read: Option<BindPrivilege>) -> What {
+    let port = addr.port().unwrap_or(0);
+    let (port_start, creds) = match read {
+        Some(r) => (r.port_start, r.creds),
+        None => (Err("not looked up"), Err("not looked up")),
+    };
+    let cause = if errno != libc::EACCES {
+        BindRefusal::Policy
+    } else {
+        match (port_start, creds) {
+            (Ok(start), _) if port == 0 || port >= start => BindRefusal::Policy,
+            (Ok(_), Ok(c)) if c.cap_net_bind_service => BindRefusal::Policy,
+            (Ok(_), Ok(_)) => BindRefusal::PrivilegedPort,
+            _ => BindRefusal::Unknown,
+        }
+    };
+    let unread = match (port_start, creds) {
+        (Err(why), _) => Some(why),
+        (_, Err(why)) if cause == BindRefusal::Unknown => Some(why),
+        _ => None,
+    };
+    What::BindRefused {
+        addr,
+        errno,
+        cause,
+        port_start: port_start.ok(),
+        creds: creds.ok(),
+        unread,
+    }
+}
+
+impl Classifier {
     /// Remember that `ev`'s bind failed while other processes held the port: if one
     /// of them exits soon, that is worth saying. Once per failed process, port and
     /// holder while the first is pending (a storm does not queue one per failure).

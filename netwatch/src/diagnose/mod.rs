@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use netwatch_common::{ErrorClass, Family, ProcCounts, Syscall};
 
-pub use self::what::{Kind, What};
+pub use self::what::{BindRefusal, Creds, Kind, What, syn_seconds};
 use crate::event::{Addr, Body, Comm, Event, process::ExitStatus, sock::TcpState};
 
 /// A holder that exits this soon after a failed bind made the failure a race.
@@ -42,6 +42,22 @@ pub struct Context<'a> {
     pub holders: Option<&'a Holders>,
     /// For EADDRNOTAVAIL on connect: the process's `net.ipv4.ip_local_port_range`.
     pub port_range: Option<(u16, u16)>,
+    /// For EACCES/EPERM on bind: what decides whether the port is privileged.
+    pub bind_privilege: Option<BindPrivilege>,
+    /// For ETIMEDOUT on connect: the namespace's `net.ipv4.tcp_syn_retries`.
+    pub syn_retries: Option<Result<u32, &'static str>>,
+    /// For EHOSTUNREACH/ENETUNREACH on connect: whether the namespace has a route.
+    pub route: Option<Result<bool, &'static str>>,
+}
+
+/// What the kernel's privileged-port check looks at, read for a refused bind; each
+/// part is the reason it could not be read when it could not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BindPrivilege {
+    /// `net.ipv4.ip_unprivileged_port_start` in the process's network namespace.
+    pub port_start: Result<u16, &'static str>,
+    /// From /proc/PID/status (Uid, CapEff).
+    pub creds: Result<Creds, &'static str>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -144,7 +160,8 @@ pub struct Process {
     /// Names of the diagnoses that flag this process (`exit_zero_after_bind_failure`...).
     pub flags: BTreeSet<Kind>,
     /// Failed binds not followed by a successful listen (or datagram bind).
-    unrecovered: Vec<(Addr, i32)>,
+    /// With the reason a diagnosis found for it.
+    unrecovered: Vec<(Addr, i32, Option<&'static str>)>,
     /// The last EPIPE: syscall and peer, for a SIGPIPE death.
     last_epipe: Option<(Syscall, Addr)>,
     /// Diagnoses already given, so a storm of one error explains it once.
@@ -163,6 +180,10 @@ enum Said {
     /// EADDRNOTAVAIL on connect from an unbound socket to this destination.
     Exhausted(Addr),
     Refused(Addr),
+    /// EACCES/EPERM on bind to this port.
+    BindRefused(u16),
+    TimedOut(Addr),
+    Unreachable(Addr),
     /// A diagnosis (by kind) about one socket.
     Socket(Kind, u64),
 }

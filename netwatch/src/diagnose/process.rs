@@ -59,7 +59,11 @@ impl Classifier {
             ExitStatus::Exited(0) => p
                 .unrecovered
                 .first()
-                .map(|&(addr, errno)| What::ExitZeroAfterBindFailure { addr, errno }),
+                .map(|&(addr, errno, reason)| What::ExitZeroAfterBindFailure {
+                    addr,
+                    errno,
+                    reason,
+                }),
             ExitStatus::Killed {
                 signal: SIGPIPE, ..
             } => Some(What::KilledBySigpipe {

@@ -14,7 +14,12 @@ use crate::{
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum What {
     /// The Daphne bug: the process exited 0 with a failed bind never recovered.
-    ExitZeroAfterBindFailure { addr: Addr, errno: i32 },
+    ExitZeroAfterBindFailure {
+        addr: Addr,
+        errno: i32,
+        /// Why the bind was refused, when a diagnosis found out (EACCES, EPERM).
+        reason: Option<&'static str>,
+    },
     /// EADDRINUSE: live sockets of these processes hold the port.
     PortHeld { port: u16, holders: Vec<Holder> },
     /// EADDRINUSE: only TIME_WAIT sockets (no owner) hold the port.
@@ -63,6 +68,119 @@ pub enum What {
         holder_comm: Comm,
         after_ns: u64,
     },
+    /// EACCES or EPERM on bind: a privileged port, or a policy (LSM, cgroup BPF).
+    BindRefused {
+        addr: Addr,
+        errno: i32,
+        cause: BindRefusal,
+        /// `net.ipv4.ip_unprivileged_port_start` in the process's network namespace.
+        port_start: Option<u16>,
+        /// The process's effective uid and whether CapEff has CAP_NET_BIND_SERVICE.
+        creds: Option<Creds>,
+        /// What could not be read (the process had exited, rate limit...).
+        unread: Option<&'static str>,
+    },
+    /// ETIMEDOUT on connect: the SYN was never answered.
+    ConnectTimedOut {
+        dst: Addr,
+        /// `net.ipv4.tcp_syn_retries` in the process's network namespace, or why not.
+        syn_retries: Result<u32, &'static str>,
+    },
+    /// EHOSTUNREACH or ENETUNREACH on connect.
+    Unreachable {
+        dst: Addr,
+        errno: i32,
+        /// Whether the process's network namespace has a route to `dst`, or why not known.
+        route: Result<bool, &'static str>,
+    },
+}
+
+/// Why a bind was refused with EACCES or EPERM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BindRefusal {
+    /// The port is below `ip_unprivileged_port_start` and CAP_NET_BIND_SERVICE is missing.
+    PrivilegedPort,
+    /// The port was allowed (or the errno is not the port check's): an LSM or a cgroup
+    /// BPF program refused it.
+    Policy,
+    /// What decides could not be read.
+    Unknown,
+}
+
+impl BindRefusal {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::PrivilegedPort => "privileged_port",
+            Self::Policy => "policy",
+            Self::Unknown => "unknown",
+        }
+    }
+
+    /// The reason an exit-0 flag names.
+    pub const fn reason(self) -> &'static str {
+        match self {
+            Self::PrivilegedPort => {
+                "privileged port: below net.ipv4.ip_unprivileged_port_start without CAP_NET_BIND_SERVICE"
+            }
+            Self::Policy => "refused by an LSM or a cgroup BPF program",
+            Self::Unknown => "permission denied, cause not read",
+        }
+    }
+}
+
+/// A process's credentials, as far as binding needs them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Creds {
+    pub uid: u32,
+    pub cap_net_bind_service: bool,
+}
+
+/// The kernel's SYN retransmission timeout: 1 s, doubling, at most 120 s (TCP_RTO_MAX);
+/// how long it tries with `retries` retransmissions, in seconds.
+pub fn syn_seconds(retries: u32) -> u64 {
+    (0..=retries.min(255)).map(|i| (1u64 << i.min(7)).min(120)).sum()
+}
+
+fn bind_refused(
+    addr: &Addr,
+    errno: i32,
+    cause: BindRefusal,
+    port_start: Option<u16>,
+    creds: Option<Creds>,
+    unread: Option<&'static str>,
+) -> String {
+    let e = errno::label(errno);
+    let port = addr.port().unwrap_or(0);
+    let start = port_start.map_or_else(|| "?".to_owned(), |s| s.to_string());
+    match cause {
+        BindRefusal::PrivilegedPort => {
+            let uid = creds.map_or_else(|| "?".to_owned(), |c| c.uid.to_string());
+            format!(
+                "port {port} is below net.ipv4.ip_unprivileged_port_start ({start}) and uid {uid} has no \
+                 CAP_NET_BIND_SERVICE"
+            )
+        }
+        BindRefusal::Policy => {
+            let allowed = match (port_start, creds) {
+                _ if errno != libc::EACCES => {
+                    "the privileged-port check answers EACCES, not this".to_owned()
+                }
+                (Some(s), _) if port == 0 || port >= s => format!(
+                    "port {port} is not below net.ipv4.ip_unprivileged_port_start ({s})"
+                ),
+                (_, Some(c)) => format!("uid {} has CAP_NET_BIND_SERVICE", c.uid),
+                _ => "the port was allowed".to_owned(),
+            };
+            format!(
+                "bind to {addr} refused ({e}) though {allowed}: something else refused it (an LSM such as \
+                 SELinux or AppArmor, or a cgroup BPF program)"
+            )
+        }
+        BindRefusal::Unknown => format!(
+            "bind to {addr} refused ({e}); cannot tell whether the port is privileged: {}",
+            unread.unwrap_or("not looked up")
+        ),
+    }
 }
 
 fn ms(ns: u64) -> String {
@@ -92,12 +210,15 @@ pub enum Kind {
     ResetByPeer,
     PeerGone,
     PortReleased,
+    BindRefused,
+    ConnectTimedOut,
+    Unreachable,
 }
 
 impl Kind {
     /// Every kind, in declaration order: the series the metrics expose at 0 before
     /// the first diagnosis of each kind.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 17] = [
         Self::ExitZeroAfterBindFailure,
         Self::PortHeld,
         Self::PortTimeWait,
@@ -112,6 +233,9 @@ impl Kind {
         Self::ResetByPeer,
         Self::PeerGone,
         Self::PortReleased,
+        Self::BindRefused,
+        Self::ConnectTimedOut,
+        Self::Unreachable,
     ];
 
     /// The stable name.
@@ -131,6 +255,9 @@ impl Kind {
             Self::ResetByPeer => "reset_by_peer",
             Self::PeerGone => "peer_gone",
             Self::PortReleased => "port_released",
+            Self::BindRefused => "bind_refused",
+            Self::ConnectTimedOut => "connect_timed_out",
+            Self::Unreachable => "destination_unreachable",
         }
     }
 }
@@ -171,6 +298,9 @@ impl What {
             Self::ResetByPeer { .. } => Kind::ResetByPeer,
             Self::PeerGone { .. } => Kind::PeerGone,
             Self::PortReleased { .. } => Kind::PortReleased,
+            Self::BindRefused { .. } => Kind::BindRefused,
+            Self::ConnectTimedOut { .. } => Kind::ConnectTimedOut,
+            Self::Unreachable { .. } => Kind::Unreachable,
         }
     }
 
@@ -182,9 +312,14 @@ impl What {
     /// The one-line explanation.
     pub fn message(&self) -> String {
         match self {
-            Self::ExitZeroAfterBindFailure { addr, errno } => {
+            Self::ExitZeroAfterBindFailure {
+                addr,
+                errno,
+                reason,
+            } => {
+                let reason = reason.map(|r| format!(": {r}")).unwrap_or_default();
                 format!(
-                    "exited 0 after bind failure ({} {addr}): callers will read success",
+                    "exited 0 after bind failure ({} {addr}{reason}): callers will read success",
                     errno::label(*errno)
                 )
             }
@@ -309,6 +444,42 @@ impl What {
                 "port {port} released by pid {holder} ({holder_comm}) {} after the failed bind: retrying then would have worked",
                 ms(*after_ns)
             ),
+            Self::BindRefused {
+                addr,
+                errno,
+                cause,
+                port_start,
+                creds,
+                unread,
+            } => bind_refused(addr, *errno, *cause, *port_start, *creds, *unread),
+            Self::ConnectTimedOut { dst, syn_retries } => match syn_retries {
+                Ok(n) => format!(
+                    "connect to {dst} timed out: the SYN was never answered; net.ipv4.tcp_syn_retries is {n} in \
+                     the process's network namespace, so the kernel tried for about {} s (unless the socket set \
+                     TCP_SYNCNT or TCP_USER_TIMEOUT)",
+                    syn_seconds(*n)
+                ),
+                Err(why) => format!(
+                    "connect to {dst} timed out: the SYN was never answered (net.ipv4.tcp_syn_retries not read: {why})"
+                ),
+            },
+            Self::Unreachable { dst, errno, route } => {
+                let ip = match dst {
+                    Addr::Inet(sa) => sa.ip().to_string(),
+                    other => other.to_string(),
+                };
+                let e = errno::label(*errno);
+                match route {
+                    Ok(false) => {
+                        format!("no route to {ip} in the process's network namespace ({e})")
+                    }
+                    Ok(true) => format!(
+                        "{e} connecting to {dst}: a route exists: the host or a router answered unreachable \
+                         (or no neighbour answered ARP/NDP)"
+                    ),
+                    Err(why) => format!("{e} connecting to {dst} (routes not read: {why})"),
+                }
+            }
         }
     }
 }
@@ -324,7 +495,11 @@ mod tests {
         let addr = Addr::Inet((Ipv4Addr::LOCALHOST, 80).into());
         // One of each variant, in declaration order.
         let all = [
-            What::ExitZeroAfterBindFailure { addr, errno: 98 },
+            What::ExitZeroAfterBindFailure {
+                addr,
+                errno: 98,
+                reason: None,
+            },
             What::PortHeld {
                 port: 80,
                 holders: Vec::new(),
@@ -371,8 +546,35 @@ mod tests {
                 holder_comm: Comm::from_raw(b"x"),
                 after_ns: 0,
             },
+            What::BindRefused {
+                addr,
+                errno: 13,
+                cause: BindRefusal::Unknown,
+                port_start: None,
+                creds: None,
+                unread: None,
+            },
+            What::ConnectTimedOut {
+                dst: addr,
+                syn_retries: Ok(1),
+            },
+            What::Unreachable {
+                dst: addr,
+                errno: 101,
+                route: Ok(false),
+            },
         ];
         let kinds: Vec<Kind> = all.iter().map(What::kind).collect();
         assert_eq!(kinds, Kind::ALL);
+    }
+
+    #[test]
+    fn syn_retries_take_about_two_to_the_n_plus_one_minus_one_seconds() {
+        assert_eq!(syn_seconds(0), 1);
+        assert_eq!(syn_seconds(1), 3);
+        assert_eq!(syn_seconds(6), 127);
+        // The timeout stops doubling at 120 s.
+        assert_eq!(syn_seconds(7), 247);
+        assert_eq!(syn_seconds(u32::MAX), 127 + 120 * 249);
     }
 }
