@@ -95,13 +95,26 @@ impl View {
 /// What the classifier needs looked up for this event, looked up now, while the
 /// processes and sockets involved still exist.
 fn context<'a>(inspector: &'a mut Inspector, ev: &Event) -> Context<'a> {
-    use netwatch_common::errno::{EADDRINUSE, EADDRNOTAVAIL};
+    use netwatch_common::errno::{EADDRINUSE, EADDRNOTAVAIL, EHOSTUNREACH, ENETUNREACH, ETIMEDOUT};
     let mut ctx = Context::default();
     match &ev.body {
         Body::Bind(b) if b.errno == EADDRINUSE => {
             if let Some(port) = b.addr.port() {
                 ctx.holders = Some(inspector.port_holders(ev.pid, port, b.sock_type == SOCK_DGRAM));
             }
+        }
+        Body::Bind(b)
+            if matches!(b.errno, libc::EACCES | libc::EPERM) && b.addr.port().is_some() =>
+        {
+            ctx.bind_privilege = Some(inspector.bind_privilege(ev.pid));
+        }
+        Body::Connect(c) if c.errno == ETIMEDOUT && c.addr.port().is_some() => {
+            ctx.syn_retries = Some(inspector.syn_retries(ev.pid));
+        }
+        Body::Connect(c)
+            if matches!(c.errno, EHOSTUNREACH | ENETUNREACH) && c.addr.port().is_some() =>
+        {
+            ctx.route = Some(inspector.has_route(ev.pid, &c.addr));
         }
         Body::Connect(c)
             if c.errno == EADDRNOTAVAIL && !c.sock.socket().is_some_and(|s| s.port_bound) =>

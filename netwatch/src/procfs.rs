@@ -27,6 +27,28 @@ fn parse_tgid(status: &str) -> Option<u32> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// CAP_NET_BIND_SERVICE's bit in the capability sets.
+const CAP_NET_BIND_SERVICE: u32 = 10;
+
+/// `pid`'s effective uid and whether its effective capabilities have
+/// CAP_NET_BIND_SERVICE, from `/proc/PID/status`.
+pub fn bind_creds(pid: u32) -> io::Result<crate::diagnose::Creds> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
+    parse_creds(&status)
+        .ok_or_else(|| io::Error::other(format!("/proc/{pid}/status has no Uid or CapEff line")))
+}
+
+fn parse_creds(status: &str) -> Option<crate::diagnose::Creds> {
+    let field = |name: &str| status.lines().find_map(|l| l.strip_prefix(name));
+    // Uid: real, effective, saved, filesystem.
+    let uid = field("Uid:")?.split_whitespace().nth(1)?.parse().ok()?;
+    let cap_eff = u64::from_str_radix(field("CapEff:")?.trim(), 16).ok()?;
+    Some(crate::diagnose::Creds {
+        uid,
+        cap_net_bind_service: cap_eff & (1 << CAP_NET_BIND_SERVICE) != 0,
+    })
+}
+
 /// Whether `pid` is gone (or a zombie: it will make no more syscalls).
 pub fn exited(pid: u32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -90,5 +112,16 @@ mod tests {
         );
         assert!(!me.argv.is_empty());
         assert_eq!(command(u32::MAX), None);
+    }
+
+    #[test]
+    fn reads_the_effective_uid_and_cap_net_bind_service() {
+        let status = "Name:\tx\nUid:\t0\t65534\t65534\t65534\nCapEff:\t0000000000000400\n";
+        let c = parse_creds(status).unwrap();
+        assert_eq!((c.uid, c.cap_net_bind_service), (65534, true));
+        let c = parse_creds("Uid:\t1000\t1000\t1000\t1000\nCapEff:\t000001fffffffbff\n").unwrap();
+        assert_eq!((c.uid, c.cap_net_bind_service), (1000, false));
+        assert_eq!(parse_creds("Uid:\t1\t1\t1\t1\n"), None);
+        assert!(bind_creds(std::process::id()).is_ok());
     }
 }

@@ -4,15 +4,15 @@
 use netwatch_common::{Family, errno::EADDRINUSE, errno::EADDRNOTAVAIL};
 
 use super::{
-    BindPrivilege, BindRefusal, Class, Classifier, Context, Diagnosis, HeldSocket, Holder,
-    Holders, MAX_PENDING, MAX_UNRECOVERED, PendingRelease, Said, What,
+    BindPrivilege, BindRefusal, Class, Classifier, Context, Diagnosis, HeldSocket, Holder, Holders,
+    MAX_PENDING, MAX_UNRECOVERED, PendingRelease, Said, What,
 };
-use crate::sockaddr::Addr;
 use crate::event::{
     Event,
     bind::{Bind, SOCK_DGRAM},
     sock::TcpState,
 };
+use crate::sockaddr::Addr;
 
 impl Classifier {
     pub(super) fn bind(
@@ -70,7 +70,6 @@ impl Classifier {
             _ => {}
         }
     }
-
 }
 
 /// Why a bind of `addr` failed with EACCES or EPERM, from what was read. The kernel

@@ -1,6 +1,11 @@
-//! Failed connects: ephemeral ports exhausted, a 4-tuple collision, a refusal.
+//! Failed connects: ephemeral ports exhausted, a 4-tuple collision, a refusal, a SYN
+//! never answered, a destination unreachable (also when reported on the socket after
+//! EINPROGRESS: the classifier sees the same errno).
 
-use netwatch_common::{Family, errno::EADDRNOTAVAIL, errno::ECONNREFUSED};
+use netwatch_common::{
+    Family,
+    errno::{EADDRNOTAVAIL, ECONNREFUSED, EHOSTUNREACH, ENETUNREACH, ETIMEDOUT},
+};
 
 use super::{Class, Classifier, Context, Diagnosis, Said, What};
 use crate::event::{Event, connect::Connect};
@@ -52,6 +57,21 @@ impl Classifier {
             ECONNREFUSED if c.addr.port().is_some() => {
                 let what = What::ConnectionRefused { dst: c.addr };
                 self.say(ev, Said::Refused(c.addr), |_| what, out);
+            }
+            ETIMEDOUT if c.addr.port().is_some() => {
+                let what = What::ConnectTimedOut {
+                    dst: c.addr,
+                    syn_retries: ctx.syn_retries.unwrap_or(Err("not looked up")),
+                };
+                self.say(ev, Said::TimedOut(c.addr), |_| what, out);
+            }
+            EHOSTUNREACH | ENETUNREACH if c.addr.port().is_some() => {
+                let what = What::Unreachable {
+                    dst: c.addr,
+                    errno: c.errno,
+                    route: ctx.route.unwrap_or(Err("not looked up")),
+                };
+                self.say(ev, Said::Unreachable(c.addr), |_| what, out);
             }
             _ => {}
         }

@@ -55,22 +55,22 @@ impl Classifier {
             p.comm = ev.comm;
         }
         p.exit = Some(status);
-        let what = match status {
-            ExitStatus::Exited(0) => p
-                .unrecovered
-                .first()
-                .map(|&(addr, errno, reason)| What::ExitZeroAfterBindFailure {
-                    addr,
-                    errno,
-                    reason,
+        let what =
+            match status {
+                ExitStatus::Exited(0) => p.unrecovered.first().map(|&(addr, errno, reason)| {
+                    What::ExitZeroAfterBindFailure {
+                        addr,
+                        errno,
+                        reason,
+                    }
                 }),
-            ExitStatus::Killed {
-                signal: SIGPIPE, ..
-            } => Some(What::KilledBySigpipe {
-                after: p.last_epipe,
-            }),
-            _ => None,
-        };
+                ExitStatus::Killed {
+                    signal: SIGPIPE, ..
+                } => Some(What::KilledBySigpipe {
+                    after: p.last_epipe,
+                }),
+                _ => None,
+            };
         if let Some(what) = what {
             p.diagnose(ev, what, out);
         }

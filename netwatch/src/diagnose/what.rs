@@ -138,7 +138,9 @@ pub struct Creds {
 /// The kernel's SYN retransmission timeout: 1 s, doubling, at most 120 s (TCP_RTO_MAX);
 /// how long it tries with `retries` retransmissions, in seconds.
 pub fn syn_seconds(retries: u32) -> u64 {
-    (0..=retries.min(255)).map(|i| (1u64 << i.min(7)).min(120)).sum()
+    (0..=retries.min(255))
+        .map(|i| (1u64 << i.min(7)).min(120))
+        .sum()
 }
 
 fn bind_refused(
@@ -165,9 +167,9 @@ fn bind_refused(
                 _ if errno != libc::EACCES => {
                     "the privileged-port check answers EACCES, not this".to_owned()
                 }
-                (Some(s), _) if port == 0 || port >= s => format!(
-                    "port {port} is not below net.ipv4.ip_unprivileged_port_start ({s})"
-                ),
+                (Some(s), _) if port == 0 || port >= s => {
+                    format!("port {port} is not below net.ipv4.ip_unprivileged_port_start ({s})")
+                }
                 (_, Some(c)) => format!("uid {} has CAP_NET_BIND_SERVICE", c.uid),
                 _ => "the port was allowed".to_owned(),
             };

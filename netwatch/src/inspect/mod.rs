@@ -8,6 +8,7 @@
 //! gets its holders looked up a few times a second, not a million times. The answers
 //! are cached, and so is each process's namespace: a storm's events cost no syscall.
 
+mod route;
 mod sock_diag;
 
 use std::{
@@ -19,8 +20,8 @@ use std::{
 
 use self::sock_diag::{DiagSocket, dump_port};
 use crate::{
-    diagnose::{HeldSocket, Holders},
-    event::{Comm, sock::TcpState},
+    diagnose::{BindPrivilege, HeldSocket, Holders},
+    event::{Addr, Comm, sock::TcpState},
 };
 
 /// Lookups allowed per second (the rest report "rate limit").
@@ -122,16 +123,95 @@ impl Inspector {
         if !self.allow(now) {
             return None;
         }
-        // Cached, it may have exited since: look again before entering its namespace
-        // (in_netns would take ours for a gone process's).
-        netns_id(pid)?;
-        let text = in_netns(pid, || {
-            fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        })
-        .ok()?
-        .ok()?;
-        parse_range(&text)
+        parse_range(&netns_sysctl(pid, "/proc/sys/net/ipv4/ip_local_port_range").ok()?)
     }
+
+    /// What the kernel's privileged-port check looks at for `pid`: its namespace's
+    /// `net.ipv4.ip_unprivileged_port_start` and its CAP_NET_BIND_SERVICE.
+    pub fn bind_privilege(&mut self, pid: u32) -> BindPrivilege {
+        const GONE: &str = "the process had exited before its namespace's \
+            net.ipv4.ip_unprivileged_port_start and its capabilities could be read";
+        let now = Instant::now();
+        let unread = |why| BindPrivilege {
+            port_start: Err(why),
+            creds: Err(why),
+        };
+        if self.netns(pid, now).is_none() {
+            return unread(GONE);
+        }
+        if !self.allow(now) {
+            return unread("rate limit");
+        }
+        let creds = crate::procfs::bind_creds(pid).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                GONE
+            } else {
+                "its /proc/PID/status could not be read"
+            }
+        });
+        let port_start = netns_sysctl(pid, "/proc/sys/net/ipv4/ip_unprivileged_port_start")
+            .map_err(|gone| {
+                if gone {
+                    GONE
+                } else {
+                    "net.ipv4.ip_unprivileged_port_start could not be read in its namespace"
+                }
+            })
+            .and_then(|t| {
+                t.trim()
+                    .parse::<u16>()
+                    .map_err(|_| "net.ipv4.ip_unprivileged_port_start is not a port number")
+            });
+        BindPrivilege { port_start, creds }
+    }
+
+    /// `net.ipv4.tcp_syn_retries` in `pid`'s network namespace.
+    pub fn syn_retries(&mut self, pid: u32) -> Result<u32, &'static str> {
+        const GONE: &str = "the process had exited";
+        let now = Instant::now();
+        self.netns(pid, now).ok_or(GONE)?;
+        if !self.allow(now) {
+            return Err("rate limit");
+        }
+        netns_sysctl(pid, "/proc/sys/net/ipv4/tcp_syn_retries")
+            .map_err(|gone| if gone { GONE } else { "unreadable" })?
+            .trim()
+            .parse()
+            .map_err(|_| "not a number")
+    }
+
+    /// Whether `pid`'s network namespace has a route to `dst` (its main table for IPv4).
+    pub fn has_route(&mut self, pid: u32, dst: &Addr) -> Result<bool, &'static str> {
+        let Addr::Inet(sa) = dst else {
+            return Err("not an IP destination");
+        };
+        if !self.allow(Instant::now()) {
+            return Err("rate limit");
+        }
+        let (file, ip) = route::table_for(pid, sa.ip());
+        let table = fs::read_to_string(file).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                "the process had exited"
+            } else {
+                "its routing table could not be read"
+            }
+        })?;
+        Ok(match ip {
+            std::net::IpAddr::V4(v4) => route::ipv4_has_route(&table, v4),
+            std::net::IpAddr::V6(v6) => route::ipv6_has_route(&table, v6),
+        })
+    }
+}
+
+/// A sysctl file (`/proc/sys/...`) read in `pid`'s network namespace; the error says
+/// whether the process is gone (true) or the file could not be read (false).
+fn netns_sysctl(pid: u32, path: &'static str) -> Result<String, bool> {
+    // Cached, it may have exited since: look again before entering its namespace
+    // (in_netns would take ours for a gone process's).
+    netns_id(pid).ok_or(true)?;
+    in_netns(pid, move || fs::read_to_string(path))
+        .map_err(|_| false)?
+        .map_err(|_| false)
 }
 
 fn parse_range(text: &str) -> Option<(u16, u16)> {

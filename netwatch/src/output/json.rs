@@ -291,8 +291,12 @@ fn details(w: &What) -> serde_json::Map<String, serde_json::Value> {
     use serde_json::{Value, json};
     let addr = |a: &Addr| serde_json::to_value(JsonAddr::from(a)).unwrap_or(Value::Null);
     let v = match w {
-        What::ExitZeroAfterBindFailure { addr: a, errno } => {
-            json!({"addr": addr(a), "errno": errno, "error": errno::label(*errno)})
+        What::ExitZeroAfterBindFailure {
+            addr: a,
+            errno,
+            reason,
+        } => {
+            json!({"addr": addr(a), "errno": errno, "error": errno::label(*errno), "reason": reason})
         }
         What::PortHeld { port, holders } => json!({
             "port": port,
@@ -350,6 +354,36 @@ fn details(w: &What) -> serde_json::Map<String, serde_json::Value> {
             "holder_comm": holder_comm.to_string(),
             "after_ms": *after_ns as f64 / 1e6,
             "restart_race": race,
+        }),
+        What::BindRefused {
+            addr: a,
+            errno,
+            cause,
+            port_start,
+            creds,
+            unread,
+        } => json!({
+            "addr": addr(a),
+            "errno": errno,
+            "error": errno::label(*errno),
+            "cause": cause.name(),
+            "unprivileged_port_start": port_start,
+            "uid": creds.map(|c| c.uid),
+            "cap_net_bind_service": creds.map(|c| c.cap_net_bind_service),
+            "not_read": unread,
+        }),
+        What::ConnectTimedOut { dst, syn_retries } => json!({
+            "dst": addr(dst),
+            "syn_retries": syn_retries.ok(),
+            "tried_s": syn_retries.ok().map(crate::diagnose::syn_seconds),
+            "not_read": syn_retries.err(),
+        }),
+        What::Unreachable { dst, errno, route } => json!({
+            "dst": addr(dst),
+            "errno": errno,
+            "error": errno::label(*errno),
+            "route": route.ok(),
+            "not_read": route.err(),
         }),
     };
     match v {

@@ -334,3 +334,123 @@ say(alarms=len(alarms))
     assert_eq!(v["addr"]["ip"], "10.200.0.2");
     nw.finish();
 }
+
+/// The diagnosis of `pid`'s failed connect.
+fn diagnosis_of(nw: &mut Netwatch, pid: u32, name: &str) -> Value {
+    nw.wait_json(name, |v| {
+        v["kind"] == "diagnosis" && v["pid"] == pid && v["diagnosis"] == name
+    })
+}
+
+/// A fresh namespace has no route but loopback's: a connect elsewhere fails at once
+/// with ENETUNREACH, and the namespace's routing table says why (the host's may well
+/// have a default route).
+#[test]
+fn enetunreach_in_a_namespace_without_a_route_says_so() {
+    require_root();
+    let ns = Netns::new("noroute");
+    let mut nw = Netwatch::start(&["-j"]);
+    let mut actor = Actor::spawn_in(
+        &ns.prefix(),
+        r#"
+s = socket.socket()
+try:
+    s.connect(("10.99.0.1", 80))
+    say(connect=0)
+except OSError as e:
+    say(connect=e.errno)
+go()
+"#,
+    );
+    assert_eq!(actor.read("connect"), "101", "ENETUNREACH");
+    let pid = actor.pid();
+    let d = diagnosis_of(&mut nw, pid, "destination_unreachable");
+    assert_eq!(
+        d["message"],
+        "no route to 10.99.0.1 in the process's network namespace (ENETUNREACH)"
+    );
+    assert_eq!(d["route"], false);
+    assert_eq!(d["dst"]["ip"], "10.99.0.1");
+    actor.go();
+    assert!(actor.wait().success());
+    nw.finish();
+}
+
+/// An on-link destination no neighbour answers for: the route exists, ARP fails, and the
+/// connect fails with EHOSTUNREACH after a few seconds.
+#[test]
+fn ehostunreach_with_a_route_says_the_route_exists() {
+    require_root();
+    let ns = syn_blackhole("hostunr");
+    let mut nw = Netwatch::start(&["-j"]);
+    let mut actor = Actor::spawn_in(
+        &ns.prefix(),
+        r#"
+s = socket.socket()
+s.settimeout(15)
+try:
+    s.connect(("10.200.0.3", 80))
+    say(connect=0)
+except OSError as e:
+    say(connect=e.errno)
+go()
+"#,
+    );
+    assert_eq!(actor.read("connect"), "113", "EHOSTUNREACH");
+    let pid = actor.pid();
+    let d = diagnosis_of(&mut nw, pid, "destination_unreachable");
+    assert_eq!(d["route"], true, "{d}");
+    assert!(
+        d["message"]
+            .as_str()
+            .unwrap()
+            .contains("a route exists: the host or a router answered unreachable"),
+        "{d}"
+    );
+    actor.go();
+    assert!(actor.wait().success());
+    nw.finish();
+}
+
+/// SYNs dropped, `net.ipv4.tcp_syn_retries` 1 in the namespace: the non-blocking
+/// connect's ETIMEDOUT (reported on the socket after EINPROGRESS) is explained with the
+/// namespace's retries and about 3 s.
+#[test]
+fn etimedout_after_einprogress_names_the_namespaces_syn_retries() {
+    require_root();
+    let ns = syn_blackhole("syntime");
+    ns.sysctl("net.ipv4.tcp_syn_retries=1");
+    let mut nw = Netwatch::start(&["-j"]);
+    let mut actor = Actor::spawn_in(
+        &ns.prefix(),
+        r#"
+import select
+s = socket.socket(); s.setblocking(False)
+try:
+    s.connect(("10.200.0.2", 80))
+    say(first=0)
+except OSError as e:
+    say(first=e.errno)
+select.select([], [s], [], 15)
+say(later=s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR))
+go()
+"#,
+    );
+    assert_eq!(actor.read("first"), "115", "EINPROGRESS");
+    assert_eq!(actor.read("later"), "110", "ETIMEDOUT");
+    let pid = actor.pid();
+    let d = diagnosis_of(&mut nw, pid, "connect_timed_out");
+    assert_eq!(d["syn_retries"], 1, "{d}");
+    assert_eq!(d["tried_s"], 3, "{d}");
+    assert_eq!(d["dst"]["ip"], "10.200.0.2");
+    assert!(
+        d["message"]
+            .as_str()
+            .unwrap()
+            .contains("net.ipv4.tcp_syn_retries is 1 in the process's network namespace, so the kernel tried for about 3 s"),
+        "{d}"
+    );
+    actor.go();
+    assert!(actor.wait().success());
+    nw.finish();
+}

@@ -383,7 +383,11 @@ fail_bind()
             "an escape sequence reached the output"
         );
         // The name's newline did not split a line: every line of this pid is whole.
-        let shown = if json { expected } else { r#"a\x0ab\x1b[31m"+"# };
+        let shown = if json {
+            expected
+        } else {
+            r#"a\x0ab\x1b[31m"+"#
+        };
         for l in seen.iter().filter(|l| l.contains(shown)) {
             if json {
                 assert!(serde_json::from_str::<Value>(l).is_ok(), "{l}");

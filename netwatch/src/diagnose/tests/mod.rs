@@ -107,7 +107,7 @@ fn with_holders(sockets: Vec<HeldSocket>) -> Holders {
 fn holding(holders: &Holders) -> Context<'_> {
     Context {
         holders: Some(holders),
-        port_range: None,
+        ..Context::default()
     }
 }
 
