@@ -6,6 +6,8 @@
 pub const EINTR: i32 = 4;
 pub const EBADF: i32 = 9;
 pub const EAGAIN: i32 = 11;
+pub const ENFILE: i32 = 23;
+pub const EMFILE: i32 = 24;
 pub const EPIPE: i32 = 32;
 pub const ENOTSOCK: i32 = 88;
 pub const EADDRINUSE: i32 = 98;

@@ -201,6 +201,7 @@ pub enum Syscall {
     Listen = 3,
     Accept = 4,
     Accept4 = 5,
+    Socket = 6,
     Write = 10,
     Writev = 11,
     Pwritev = 12,
@@ -225,6 +226,7 @@ impl Syscall {
             3 => Self::Listen,
             4 => Self::Accept,
             5 => Self::Accept4,
+            6 => Self::Socket,
             10 => Self::Write,
             11 => Self::Writev,
             12 => Self::Pwritev,
@@ -251,6 +253,7 @@ impl Syscall {
             Self::Listen => "listen",
             Self::Accept => "accept",
             Self::Accept4 => "accept4",
+            Self::Socket => "socket",
             Self::Write => "write",
             Self::Writev => "writev",
             Self::Pwritev => "pwritev",
@@ -557,18 +560,21 @@ pub enum Family {
     Sendfile = 4,
     /// listen, accept, accept4: counted from the stream only.
     Listen = 5,
+    /// socket(2): counted from the stream only.
+    Socket = 6,
 }
 
 impl Family {
     /// The families the kernel counts lost failures of: the first five.
     pub const COUNTED: usize = 5;
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::Bind,
         Self::Connect,
         Self::Send,
         Self::Recv,
         Self::Sendfile,
         Self::Listen,
+        Self::Socket,
     ];
 
     pub const fn of(syscall: Syscall) -> Self {
@@ -576,6 +582,7 @@ impl Family {
             Syscall::Bind => Self::Bind,
             Syscall::Connect => Self::Connect,
             Syscall::Listen | Syscall::Accept | Syscall::Accept4 => Self::Listen,
+            Syscall::Socket => Self::Socket,
             Syscall::Sendfile64 => Self::Sendfile,
             s if s.is_send() => Self::Send,
             _ => Self::Recv,
@@ -591,6 +598,7 @@ impl Family {
             Self::Recv => "recv",
             Self::Sendfile => "sendfile",
             Self::Listen => "listen",
+            Self::Socket => "socket",
         }
     }
 }

@@ -33,6 +33,8 @@ pub fn nr(ctx: &TracePointContext) -> u64 {
 }
 
 // x86_64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl).
+/// accept4(2): shares its exit program with accept(2).
+pub const ACCEPT4: u64 = 288;
 const READ: u64 = 0;
 const WRITE: u64 = 1;
 const READV: u64 = 19;

@@ -116,6 +116,9 @@ fn context<'a>(inspector: &'a mut Inspector, ev: &Event) -> Context<'a> {
         {
             ctx.route = Some(inspector.has_route(ev.pid, &c.addr));
         }
+        Body::Listen(l) if l.errno != 0 => {
+            ctx.fds = Some(inspector.fd_usage(ev.pid, l.errno));
+        }
         Body::Connect(c)
             if c.errno == EADDRNOTAVAIL && !c.sock.socket().is_some_and(|s| s.port_bound) =>
         {

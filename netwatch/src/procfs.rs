@@ -77,6 +77,32 @@ pub fn command(pid: u32) -> Option<Command> {
     })
 }
 
+/// `pid`'s open file descriptors and its RLIMIT_NOFILE (soft, hard), from
+/// `/proc/PID/fd` and `/proc/PID/limits`; None when the process is gone.
+pub fn fd_usage(pid: u32) -> Option<(u64, u64, u64)> {
+    let open = fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64;
+    // A process that has exited (a zombie) has none left.
+    if open == 0 {
+        return None;
+    }
+    let limits = fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
+    let (soft, hard) = parse_nofile(&limits)?;
+    Some((open, soft, hard))
+}
+
+/// "Max open files  1024  4096  files" of `/proc/PID/limits` ("unlimited" as
+/// u64::MAX).
+fn parse_nofile(limits: &str) -> Option<(u64, u64)> {
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    let mut values = line["Max open files".len()..]
+        .split_whitespace()
+        .map(|v| match v {
+            "unlimited" => Some(u64::MAX),
+            n => n.parse().ok(),
+        });
+    Some((values.next()??, values.next()??))
+}
+
 /// A live process's comm, or "?".
 pub fn comm_of(pid: u32) -> Comm {
     let raw = fs::read(format!("/proc/{pid}/comm")).unwrap_or_else(|_| b"?".to_vec());
@@ -105,6 +131,14 @@ mod tests {
         t.join().unwrap();
         assert_eq!(parse_tgid("Name:\tx\nTgid:\t42\nPid:\t43\n"), Some(42));
         assert_eq!(parse_tgid("Name:\tx\n"), None);
+        let limits = "Limit                     Soft Limit           Hard Limit           Units\n\
+                      Max open files            1024                 unlimited            files\n";
+        assert_eq!(parse_nofile(limits), Some((1024, u64::MAX)));
+        let (open, soft, hard) = fd_usage(std::process::id()).unwrap();
+        assert!(
+            open >= 3 && soft >= 3 && hard >= soft,
+            "{open} {soft} {hard}"
+        );
         let me = command(std::process::id()).unwrap();
         assert_eq!(
             me.exe,

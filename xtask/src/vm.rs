@@ -74,6 +74,7 @@ pub const VM_TESTS: &[&str] = &[
     "errno_filter_reports_and_counts_those_failures_only",
     "name_filter_matches_the_exact_comm",
     "uid_filter_reports_that_user_only",
+    "a_server_out_of_descriptors_is_explained",
 ];
 
 /// virtme-ng's version, pinned: it is what these runs were verified with.

@@ -8,6 +8,7 @@
 
 mod bind;
 mod connect;
+mod listen;
 mod process;
 mod reset;
 mod signal;
@@ -18,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use netwatch_common::{ErrorClass, Family, ProcCounts, Syscall};
 
-pub use self::what::{BindRefusal, Creds, Kind, What, syn_seconds};
+pub use self::what::{BindRefusal, Creds, FdUsage, Kind, What, syn_seconds};
 use crate::event::{Addr, Body, Comm, Event, process::ExitStatus, sock::TcpState};
 
 /// A holder that exits this soon after a failed bind made the failure a race.
@@ -48,6 +49,8 @@ pub struct Context<'a> {
     pub syn_retries: Option<Result<u32, &'static str>>,
     /// For EHOSTUNREACH/ENETUNREACH on connect: whether the namespace has a route.
     pub route: Option<Result<bool, &'static str>>,
+    /// For EMFILE/ENFILE on accept or socket: the descriptors in use.
+    pub fds: Option<Result<FdUsage, &'static str>>,
 }
 
 /// What the kernel's privileged-port check looks at, read for a refused bind; each
@@ -184,6 +187,8 @@ enum Said {
     BindRefused(u16),
     TimedOut(Addr),
     Unreachable(Addr),
+    /// EMFILE or ENFILE, once per process.
+    OutOfFds(i32),
     /// A diagnosis (by kind) about one socket.
     Socket(Kind, u64),
 }
@@ -292,7 +297,9 @@ impl Classifier {
         self.expire(ev.ktime_ns);
         match &ev.body {
             Body::Bind(b) => self.bind(ev, b, ctx, &mut out),
-            Body::Listen(_) => self.proc(ev).unrecovered.clear(),
+            // A listen that succeeded: the failed binds before it were recovered.
+            Body::Listen(l) if l.errno == 0 => self.proc(ev).unrecovered.clear(),
+            Body::Listen(l) => self.out_of_fds(ev, l, ctx, &mut out),
             Body::Connect(c) => self.connect(ev, c, ctx, &mut out),
             Body::SockIo(io) => self.sockio(ev, io, &mut out),
             Body::Reset(r) => self.reset(ev, r),

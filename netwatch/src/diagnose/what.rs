@@ -93,6 +93,22 @@ pub enum What {
         /// Whether the process's network namespace has a route to `dst`, or why not known.
         route: Result<bool, &'static str>,
     },
+    /// EMFILE or ENFILE on accept, accept4 or socket: no file descriptor left.
+    FdsExhausted {
+        syscall: Syscall,
+        errno: i32,
+        /// The process's descriptors (EMFILE) or the system's (ENFILE), or why not read.
+        usage: Result<FdUsage, &'static str>,
+    },
+}
+
+/// How many file descriptors were in use when a call failed for want of one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FdUsage {
+    /// EMFILE: the process's open descriptors and its RLIMIT_NOFILE.
+    Process { open: u64, soft: u64, hard: u64 },
+    /// ENFILE: `fs.file-nr`'s allocated count and `fs.file-max`.
+    System { allocated: u64, max: u64 },
 }
 
 /// Why a bind was refused with EACCES or EPERM.
@@ -215,12 +231,13 @@ pub enum Kind {
     BindRefused,
     ConnectTimedOut,
     Unreachable,
+    FdsExhausted,
 }
 
 impl Kind {
     /// Every kind, in declaration order: the series the metrics expose at 0 before
     /// the first diagnosis of each kind.
-    pub const ALL: [Self; 17] = [
+    pub const ALL: [Self; 18] = [
         Self::ExitZeroAfterBindFailure,
         Self::PortHeld,
         Self::PortTimeWait,
@@ -238,6 +255,7 @@ impl Kind {
         Self::BindRefused,
         Self::ConnectTimedOut,
         Self::Unreachable,
+        Self::FdsExhausted,
     ];
 
     /// The stable name.
@@ -260,6 +278,7 @@ impl Kind {
             Self::BindRefused => "bind_refused",
             Self::ConnectTimedOut => "connect_timed_out",
             Self::Unreachable => "destination_unreachable",
+            Self::FdsExhausted => "file_descriptors_exhausted",
         }
     }
 }
@@ -303,6 +322,7 @@ impl What {
             Self::BindRefused { .. } => Kind::BindRefused,
             Self::ConnectTimedOut { .. } => Kind::ConnectTimedOut,
             Self::Unreachable { .. } => Kind::Unreachable,
+            Self::FdsExhausted { .. } => Kind::FdsExhausted,
         }
     }
 
@@ -454,6 +474,32 @@ impl What {
                 creds,
                 unread,
             } => bind_refused(addr, *errno, *cause, *port_start, *creds, *unread),
+            Self::FdsExhausted {
+                syscall,
+                errno,
+                usage,
+            } => {
+                let what = match syscall {
+                    Syscall::Socket => "cannot open a socket",
+                    _ => "cannot accept the connections waiting in its queue",
+                };
+                let name = syscall.name();
+                let label = errno::label(*errno);
+                match usage {
+                    Ok(FdUsage::Process { open, soft, hard }) => format!(
+                        "{name}: {label}: {open} file descriptors open of its RLIMIT_NOFILE {soft} \
+                         (hard {hard}): it {what}; raise the limit (ulimit -n, LimitNOFILE=) or \
+                         close what leaks"
+                    ),
+                    Ok(FdUsage::System { allocated, max }) => format!(
+                        "{name}: {label}: the system's file table is full ({allocated} of \
+                         fs.file-max {max}): it {what}"
+                    ),
+                    Err(why) => {
+                        format!("{name}: {label}: no file descriptor left: it {what} ({why})")
+                    }
+                }
+            }
             Self::ConnectTimedOut { dst, syn_retries } => match syn_retries {
                 Ok(n) => format!(
                     "connect to {dst} timed out: the SYN was never answered; net.ipv4.tcp_syn_retries is {n} in \
@@ -564,6 +610,11 @@ mod tests {
                 dst: addr,
                 errno: 101,
                 route: Ok(false),
+            },
+            What::FdsExhausted {
+                syscall: Syscall::Accept,
+                errno: 24,
+                usage: Err("x"),
             },
         ];
         let kinds: Vec<Kind> = all.iter().map(What::kind).collect();

@@ -1,6 +1,7 @@
-//! Successful listen(2) calls.
+//! Successful listen(2) calls, and accept(2), accept4(2) and socket(2) failing for
+//! want of file descriptors.
 
-use netwatch_common::{EventKind, listen::ListenEvent};
+use netwatch_common::{EventKind, Syscall, listen::ListenEvent};
 
 use super::{DecodeError, Wire, read, sock::Sock};
 
@@ -10,8 +11,13 @@ impl Wire for ListenEvent {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Listen {
+    /// -1 for socket(2).
     pub fd: i32,
     pub sock: Sock,
+    /// Listen, Accept, Accept4 or Socket.
+    pub syscall: Syscall,
+    /// Positive errno (EMFILE, ENFILE); 0 for a listen that succeeded.
+    pub errno: i32,
 }
 
 pub(super) fn decode(bytes: &[u8]) -> Result<Listen, DecodeError> {
@@ -19,6 +25,8 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Listen, DecodeError> {
     Ok(Listen {
         fd: raw.fd,
         sock: Sock::from_wire(&raw.sock),
+        syscall: Syscall::from_u32(raw.syscall).unwrap_or(Syscall::Listen),
+        errno: raw.errno,
     })
 }
 
@@ -36,12 +44,28 @@ mod tests {
     };
 
     fn record(fd: i32, sock: SockInfo) -> Vec<u8> {
+        failed(fd, sock, Syscall::Listen, 0)
+    }
+
+    fn failed(fd: i32, sock: SockInfo, syscall: Syscall, errno: i32) -> Vec<u8> {
         bytes_of(&ListenEvent {
             header: header(EventKind::Listen, b"python3"),
             sock,
             fd,
-            syscall: Syscall::Listen as u32,
+            syscall: syscall as u32,
+            errno,
+            _pad: 0,
         })
+    }
+
+    #[test]
+    fn accept_and_socket_out_of_descriptors_are_failures() {
+        for (syscall, fd) in [(Syscall::Accept4, 3), (Syscall::Socket, -1)] {
+            let ev = decode(&failed(fd, SockInfo::default(), syscall, 24)).unwrap();
+            let Body::Listen(l) = &ev.body else { panic!() };
+            assert_eq!((l.syscall, l.errno, l.fd), (syscall, 24, fd));
+            assert!(ev.is_failure(), "{ev:?}");
+        }
     }
 
     #[test]
@@ -60,6 +84,8 @@ mod tests {
                 b"python3",
                 Body::Listen(Listen {
                     fd: 6,
+                    syscall: Syscall::Listen,
+                    errno: 0,
                     sock: Sock::Socket(Socket {
                         sk: 0xffff_8881_3333_0000,
                         proto: Proto::Tcp,
@@ -86,7 +112,9 @@ mod tests {
             l,
             Listen {
                 fd: 3,
-                sock: Sock::Unknown
+                sock: Sock::Unknown,
+                syscall: Syscall::Listen,
+                errno: 0,
             }
         );
     }
@@ -94,6 +122,6 @@ mod tests {
     #[test]
     fn short_listen_record_is_an_error() {
         let bytes = record(3, SockInfo::default());
-        assert_short(&bytes, 120, 119, EventKind::Listen);
+        assert_short(&bytes, 128, 127, EventKind::Listen);
     }
 }

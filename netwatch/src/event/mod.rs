@@ -109,8 +109,9 @@ impl Event {
             Body::Bind(b) => b.errno != 0,
             Body::Connect(c) => c.errno != 0,
             Body::Signal(s) => s.sig == netwatch_common::signal::SIGPIPE,
+            Body::Listen(l) => l.errno != 0,
             Body::SockIo(_) | Body::Reset(_) => true,
-            Body::Listen(_) | Body::Exit(_) | Body::Fork(_) | Body::Exec(_) => false,
+            Body::Exit(_) | Body::Fork(_) | Body::Exec(_) => false,
         }
     }
 }

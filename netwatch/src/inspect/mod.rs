@@ -20,7 +20,7 @@ use std::{
 
 use self::sock_diag::{DiagSocket, dump_port};
 use crate::{
-    diagnose::{BindPrivilege, HeldSocket, Holders},
+    diagnose::{BindPrivilege, FdUsage, HeldSocket, Holders},
     event::{Addr, Comm, sock::TcpState},
 };
 
@@ -163,6 +163,28 @@ impl Inspector {
                     .map_err(|_| "net.ipv4.ip_unprivileged_port_start is not a port number")
             });
         BindPrivilege { port_start, creds }
+    }
+
+    /// The descriptors in use when a call failed with `errno` for want of one: the
+    /// process's (EMFILE) or the system's (ENFILE).
+    pub fn fd_usage(&mut self, pid: u32, errno: i32) -> Result<FdUsage, &'static str> {
+        if !self.allow(Instant::now()) {
+            return Err("rate limit");
+        }
+        if errno == netwatch_common::errno::ENFILE {
+            let nr = fs::read_to_string("/proc/sys/fs/file-nr").map_err(|_| "unreadable")?;
+            let n: Vec<u64> = nr
+                .split_whitespace()
+                .filter_map(|v| v.parse().ok())
+                .collect();
+            return match n[..] {
+                [allocated, _, max] => Ok(FdUsage::System { allocated, max }),
+                _ => Err("fs.file-nr not understood"),
+            };
+        }
+        crate::procfs::fd_usage(pid)
+            .map(|(open, soft, hard)| FdUsage::Process { open, soft, hard })
+            .ok_or("the process had exited")
     }
 
     /// `net.ipv4.tcp_syn_retries` in `pid`'s network namespace.

@@ -157,7 +157,7 @@ impl Program {
 
 /// Every program, and the sources it feeds.
 pub const PROGRAMS: &[Program] = &[
-    // The exits of the bind, listen, accept and connect syscalls, one classic
+    // The exits of the bind, listen, accept, connect and socket syscalls, one classic
     // tracepoint each: a program on the generic sys_exit would run at every syscall
     // of the host (netwatch-ebpf's syscalls.rs).
     Program::tracepoint("sys_exit_bind", Source::Bind, "syscalls", "sys_exit_bind"),
@@ -184,6 +184,12 @@ pub const PROGRAMS: &[Program] = &[
         Source::Connect,
         "syscalls",
         "sys_exit_connect",
+    ),
+    Program::tracepoint(
+        "sys_exit_socket",
+        Source::Listen,
+        "syscalls",
+        "sys_exit_socket",
     ),
     // Socket sends and receives, below the syscall: they run for socket I/O only
     // (Linux 6.3 and later; see SOCKIO_EXITS); the calls that make several socket

@@ -163,6 +163,7 @@ impl Metrics {
             Body::Bind(b) if b.errno != 0 => failure(b.errno, "bind"),
             Body::Connect(c) if c.errno != 0 => failure(c.errno, "connect"),
             Body::SockIo(io) => failure(io.errno, io.syscall.name()),
+            Body::Listen(l) if l.errno != 0 => failure(l.errno, l.syscall.name()),
             Body::Reset(r) => {
                 self.resets
                     .get_or_create(&DirectionLabel {

@@ -12,7 +12,7 @@ use super::{RunStats, line::Line};
 use crate::{
     cgroup::Place,
     clock::{self, Clock, Stamps},
-    diagnose::{Diagnosis, Process, What},
+    diagnose::{Diagnosis, FdUsage, Process, What},
     errno,
     event::process::ExitStatus,
     event::{Addr, Body, Event, signal, sock::Sock},
@@ -101,7 +101,7 @@ pub fn event(line: &mut Line, stamps: &mut Stamps, ev: &Event, place: Option<&Pl
             sock(line, &io.sock);
         }
         Body::Listen(l) => {
-            syscall(line, "listen", 0);
+            syscall(line, l.syscall.name(), l.errno);
             line.key("fd");
             line.int(l.fd);
             sock(line, &l.sock);
@@ -372,6 +372,32 @@ fn details(w: &What) -> serde_json::Map<String, serde_json::Value> {
             "cap_net_bind_service": creds.map(|c| c.cap_net_bind_service),
             "not_read": unread,
         }),
+        What::FdsExhausted {
+            syscall,
+            errno,
+            usage,
+        } => {
+            let (open, soft, hard, allocated, max) = match usage {
+                Ok(FdUsage::Process { open, soft, hard }) => {
+                    (Some(open), Some(soft), Some(hard), None, None)
+                }
+                Ok(FdUsage::System { allocated, max }) => {
+                    (None, None, None, Some(allocated), Some(max))
+                }
+                Err(_) => (None, None, None, None, None),
+            };
+            json!({
+                "syscall": syscall.name(),
+                "errno": errno,
+                "error": errno::label(*errno),
+                "open": open,
+                "rlimit_soft": soft,
+                "rlimit_hard": hard,
+                "system_allocated": allocated,
+                "system_max": max,
+                "not_read": usage.err(),
+            })
+        }
         What::ConnectTimedOut { dst, syn_retries } => json!({
             "dst": addr(dst),
             "syn_retries": syn_retries.ok(),

@@ -113,7 +113,18 @@ fn bodies() -> Vec<Body> {
             fd: i as i32,
             sock,
         }));
-        bodies.push(Body::Listen(Listen { fd: 7, sock }));
+        bodies.push(Body::Listen(Listen {
+            fd: 7,
+            sock,
+            syscall: Syscall::Listen,
+            errno: 0,
+        }));
+        bodies.push(Body::Listen(Listen {
+            fd: [3, -1][i % 2],
+            sock,
+            syscall: [Syscall::Accept4, Syscall::Socket][i % 2],
+            errno: [24, 23][i % 2],
+        }));
     }
     for (i, local) in addrs().into_iter().enumerate() {
         bodies.push(Body::Reset(Reset {

@@ -96,7 +96,7 @@ fn columns(ev: &Event) -> (&'static str, Cow<'static, str>) {
         Body::Bind(b) => ("bind", errno::label(b.errno)),
         Body::Connect(c) => ("connect", errno::label(c.errno)),
         Body::SockIo(io) => (io.syscall.name(), errno::label(io.errno)),
-        Body::Listen(_) => ("listen", "OK".into()),
+        Body::Listen(l) => (l.syscall.name(), errno::label(l.errno)),
         Body::Reset(_) => ("tcp-rst", "-".into()),
         Body::Signal(s) => ("signal", signal::name(s.sig)),
         Body::Exit(_) => ("exit", "-".into()),
@@ -112,6 +112,7 @@ pub(super) fn errno_named(ev: &Event) -> bool {
         Body::Bind(b) => b.errno != 0,
         Body::Connect(c) => c.errno != 0,
         Body::SockIo(io) => io.errno != 0,
+        Body::Listen(l) => l.errno != 0,
         _ => false,
     }
 }
@@ -137,6 +138,8 @@ fn detail(line: &mut Line, ev: &Event) {
             }
         }
         Body::SockIo(io) => fd_endpoints(line, io.fd, &io.sock),
+        // socket(2) has no descriptor yet: nothing to say beyond its errno.
+        Body::Listen(l) if l.syscall == netwatch_common::Syscall::Socket => {}
         Body::Listen(l) => match &l.sock {
             // A listener has no peer: where it listens.
             Sock::Socket(s) if s.proto != Proto::Unix => {

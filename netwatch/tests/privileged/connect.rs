@@ -454,3 +454,76 @@ go()
     assert!(actor.wait().success());
     nw.finish();
 }
+
+/// A server out of file descriptors (its RLIMIT_NOFILE lowered, its table filled):
+/// accept fails with EMFILE while a client waits in the queue, and so does socket();
+/// both are reported, and explained with the process's count and limit.
+#[test]
+fn a_server_out_of_descriptors_is_explained() {
+    require_root();
+    let nw = Netwatch::start(&["-j"]);
+    let mut server = Actor::spawn(
+        r#"
+import resource
+resource.setrlimit(resource.RLIMIT_NOFILE, (32, 4096))
+l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen()
+say(port=l.getsockname()[1])
+go()
+held = []
+try:
+    while True:
+        held.append(os.open("/dev/null", os.O_RDONLY))
+except OSError:
+    pass
+try:
+    l.accept(); say(accept=0)
+except OSError as e:
+    say(accept=e.errno)
+try:
+    socket.socket(); say(socket=0)
+except OSError as e:
+    say(socket=e.errno)
+go()
+"#,
+    );
+    let port: u16 = server.read("port").parse().unwrap();
+    let client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    server.go();
+    assert_eq!(server.read("accept"), "24", "EMFILE");
+    assert_eq!(server.read("socket"), "24", "EMFILE");
+    let pid = server.pid();
+    // The server stays, its descriptors held, until netwatch has looked.
+    let mut nw = nw;
+    nw.wait_json("the diagnosis", |v| {
+        v["diagnosis"] == "file_descriptors_exhausted" && v["pid"] == pid
+    });
+    server.go();
+    assert!(server.wait().success());
+    drop(client);
+    let (status, seen, stderr) = nw.stop();
+    assert!(status.success(), "{stderr}");
+    let records: Vec<Value> = seen
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|v: &Value| v["pid"] == pid)
+        .collect();
+    let failed = |syscall: &str| {
+        records
+            .iter()
+            .any(|v| v["kind"] == "listen" && v["syscall"] == syscall && v["error"] == "EMFILE")
+    };
+    assert!(failed("accept4") || failed("accept"), "{records:?}");
+    assert!(failed("socket"), "{records:?}");
+    let d = records
+        .iter()
+        .find(|v| v["diagnosis"] == "file_descriptors_exhausted")
+        .unwrap_or_else(|| panic!("no diagnosis in {records:?}"));
+    assert_eq!(d["rlimit_soft"], 32, "{d}");
+    // At least the limit: descriptors opened before the limit was lowered stay.
+    assert!(d["open"].as_u64().is_some_and(|n| n >= 32), "{d}");
+    let message = d["message"].as_str().unwrap();
+    assert!(
+        message.contains("of its RLIMIT_NOFILE 32 (hard 4096)"),
+        "{message}"
+    );
+}

@@ -4,6 +4,7 @@
 
 mod bind;
 mod connect;
+mod listen;
 mod process;
 mod sockio;
 
@@ -52,6 +53,8 @@ fn listen() -> Body {
     Body::Listen(Listen {
         fd: 3,
         sock: Sock::Unknown,
+        syscall: netwatch_common::Syscall::Listen,
+        errno: 0,
     })
 }
 

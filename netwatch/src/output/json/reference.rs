@@ -153,7 +153,14 @@ fn body(ev: &Event) -> JsonBody {
             Some(&io.sock),
             None,
         ),
-        Body::Listen(l) => syscall("listen", 0, Some(l.fd), None, Some(&l.sock), None),
+        Body::Listen(l) => syscall(
+            l.syscall.name(),
+            l.errno,
+            Some(l.fd),
+            None,
+            Some(&l.sock),
+            None,
+        ),
         Body::Reset(r) => JsonBody::Reset {
             direction: r.direction.name(),
             local: (&r.local).into(),

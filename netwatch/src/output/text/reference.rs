@@ -89,9 +89,10 @@ pub fn describe(ev: &Event) -> (&'static str, Cow<'static, str>, String) {
             format!("fd {} {}", io.fd, endpoints(&io.sock)),
         ),
         Body::Listen(l) => (
-            "listen",
-            "OK".into(),
+            l.syscall.name(),
+            errno::label(l.errno),
             match &l.sock {
+                _ if l.syscall == netwatch_common::Syscall::Socket => String::new(),
                 Sock::Socket(s) if s.proto != Proto::Unix => {
                     format!("fd {} {} listening on {}", l.fd, s.proto.name(), s.local)
                 }

@@ -77,7 +77,12 @@ fn long_names_keep_the_columns_and_listeners_say_where() {
     });
     let mut p = Printer::new(Vec::new(), Format::Text, Clock::with_offset(0));
     let mut listen = bind_failure();
-    listen.body = Body::Listen(crate::event::listen::Listen { fd: 3, sock });
+    listen.body = Body::Listen(crate::event::listen::Listen {
+        fd: 3,
+        sock,
+        syscall: netwatch_common::Syscall::Listen,
+        errno: 0,
+    });
     p.event(&listen).unwrap();
     let text = String::from_utf8(p.into_inner()).unwrap();
     assert!(
