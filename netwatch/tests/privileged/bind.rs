@@ -93,14 +93,7 @@ fn eacces_on_a_privileged_port_is_explained_with_the_namespaces_port_start() {
     ns.sysctl("net.ipv4.ip_unprivileged_port_start=1000");
     let mut nw = Netwatch::start(&["-j"]);
     let mut prefix = ns.prefix().to_vec();
-    prefix.extend([
-        "setpriv",
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        "env",
-        "PATH=/usr/bin:/bin",
-    ]);
+    prefix.extend(crate::AS_NOBODY);
     let mut actor = Actor::spawn_in(
         &prefix,
         r#"

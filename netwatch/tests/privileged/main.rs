@@ -57,6 +57,17 @@ for family, addr in [(socket.AF_INET, ("127.0.0.1", hold.getsockname()[1])),
         say(err=e.errno)
 "#;
 
+/// The prefix that runs an actor as `nobody` (65534) with the system's python (a
+/// user's, such as pyenv's under /root, is not nobody's to run).
+const AS_NOBODY: &[&str] = &[
+    "setpriv",
+    "--reuid=65534",
+    "--regid=65534",
+    "--clear-groups",
+    "env",
+    "PATH=/usr/bin:/bin",
+];
+
 /// A client of the script's server: connects to the `port` it says, checks that it
 /// saw this client (`peer`), and reads `n` bytes from it. The client, the server's
 /// port and the client's.

@@ -5,14 +5,14 @@ use super::*;
 
 #[test]
 fn failing_one_port_then_listening_on_another_recovers() {
-    let mut c = Classifier::new();
-    let d = run(
-        &mut c,
+    let (_, d) = one_process(
+        10,
+        "srv",
         &[
-            ev(0, 10, "srv", bind(98, 9000)),
-            ev(1, 10, "srv", bind(0, 9001)),
-            ev(2, 10, "srv", listen()),
-            ev(9, 10, "srv", exit(ExitStatus::Exited(0))),
+            (0, bind(98, 9000)),
+            (1, bind(0, 9001)),
+            (2, listen()),
+            (9, exit(ExitStatus::Exited(0))),
         ],
     );
     assert!(flagged(&d).is_empty(), "{d:?}");
@@ -20,13 +20,13 @@ fn failing_one_port_then_listening_on_another_recovers() {
 
 #[test]
 fn a_stream_bind_alone_does_not_recover_but_a_datagram_bind_does() {
-    let mut c = Classifier::new();
-    let d = run(
-        &mut c,
+    let (mut c, d) = one_process(
+        10,
+        "srv",
         &[
-            ev(0, 10, "srv", bind(98, 9000)),
-            ev(1, 10, "srv", bind(0, 9001)),
-            ev(9, 10, "srv", exit(ExitStatus::Exited(0))),
+            (0, bind(98, 9000)),
+            (1, bind(0, 9001)),
+            (9, exit(ExitStatus::Exited(0))),
         ],
     );
     assert_eq!(

@@ -59,13 +59,13 @@ fn out_of_descriptors_is_explained_once_and_counted_each_time() {
 /// A failed accept is not the listen that recovers a failed bind.
 #[test]
 fn a_failed_accept_does_not_recover_a_failed_bind() {
-    let mut c = Classifier::new();
-    let d = run(
-        &mut c,
+    let (_, d) = one_process(
+        60,
+        "daphne",
         &[
-            ev(0, 60, "daphne", bind(98, 9000)),
-            ev(1, 60, "daphne", out_of_fds(Syscall::Accept, 24)),
-            ev(2, 60, "daphne", exit(Status::Exited(0))),
+            (0, bind(98, 9000)),
+            (1, out_of_fds(Syscall::Accept, 24)),
+            (2, exit(Status::Exited(0))),
         ],
     );
     assert_eq!(flagged(&d), [60]);

@@ -81,6 +81,18 @@ fn run(c: &mut Classifier, events: &[Event]) -> Vec<Diagnosis> {
         .collect()
 }
 
+/// A new classifier fed `events` (time in ms, body) of one process: the classifier
+/// and what it said.
+fn one_process(pid: u32, comm: &str, events: &[(u64, Body)]) -> (Classifier, Vec<Diagnosis>) {
+    let mut c = Classifier::new();
+    let events: Vec<Event> = events
+        .iter()
+        .map(|(t, body)| ev(*t, pid, comm, body.clone()))
+        .collect();
+    let d = run(&mut c, &events);
+    (c, d)
+}
+
 fn names(d: &[Diagnosis]) -> Vec<&'static str> {
     d.iter().map(|d| d.what.name()).collect()
 }

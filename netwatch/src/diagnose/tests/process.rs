@@ -11,13 +11,10 @@ use crate::event::{
 
 #[test]
 fn exit_zero_after_a_failed_bind_is_flagged_with_the_address() {
-    let mut c = Classifier::new();
-    let d = run(
-        &mut c,
-        &[
-            ev(0, 10, "daphne", bind(98, 9000)),
-            ev(5, 10, "daphne", exit(ExitStatus::Exited(0))),
-        ],
+    let (c, d) = one_process(
+        10,
+        "daphne",
+        &[(0, bind(98, 9000)), (5, exit(ExitStatus::Exited(0)))],
     );
     assert_eq!(flagged(&d), [10]);
     let flag = d
@@ -38,13 +35,10 @@ fn exit_zero_after_a_failed_bind_is_flagged_with_the_address() {
 
 #[test]
 fn a_non_zero_exit_after_the_failure_is_not_flagged() {
-    let mut c = Classifier::new();
-    let d = run(
-        &mut c,
-        &[
-            ev(0, 10, "daphne", bind(98, 9000)),
-            ev(5, 10, "daphne", exit(ExitStatus::Exited(1))),
-        ],
+    let (mut c, d) = one_process(
+        10,
+        "daphne",
+        &[(0, bind(98, 9000)), (5, exit(ExitStatus::Exited(1)))],
     );
     assert!(flagged(&d).is_empty());
     assert!(!c.any_flagged_exit_zero());
