@@ -1,9 +1,7 @@
 //! accept, accept4 and socket failing for want of file descriptors (EMFILE, ENFILE).
 
-use netwatch_common::Family;
-
-use super::{Class, Classifier, Context, Diagnosis, Said, What};
-use crate::event::{Event, listen::Listen};
+use super::*;
+use crate::event::listen::Listen;
 
 impl Classifier {
     pub(super) fn out_of_fds(

@@ -8,6 +8,15 @@ use serde_json::Value;
 use crate::require_root;
 use crate::support::{Actor, Netwatch};
 
+/// `netwatch -j ARGS`, ready, its ready line naming the filter (`only ...`).
+fn start_filtered(args: &[&str], only: &str) -> Netwatch {
+    let argv: Vec<&str> = ["-j"].into_iter().chain(args.iter().copied()).collect();
+    let nw = Netwatch::start(&argv);
+    let ready = nw.ready_line();
+    assert!(ready.contains(&format!("only {only}")), "{ready}");
+    nw
+}
+
 /// The JSON records netwatch printed up to its end (stopping drains the kernel's).
 fn records(nw: Netwatch) -> Vec<Value> {
     let (status, seen, stderr) = nw.stop();
@@ -68,12 +77,7 @@ fn run_failing_binds(ports: &[u16]) -> (u32, u16) {
 #[test]
 fn port_filter_reports_that_port_only() {
     require_root();
-    let nw = Netwatch::start(&["-j", "-P", "4711"]);
-    assert!(
-        nw.ready_line().contains("only port 4711"),
-        "{}",
-        nw.ready_line()
-    );
+    let nw = start_filtered(&["-P", "4711"], "port 4711");
     let (pid, _) = run_failing_binds(&[4711, 4712]);
     let seen = records(nw);
     assert_eq!(binds_of(&seen, pid), [(99, 4711)], "{seen:?}");
@@ -82,12 +86,7 @@ fn port_filter_reports_that_port_only() {
 #[test]
 fn errno_filter_reports_and_counts_those_failures_only() {
     require_root();
-    let nw = Netwatch::start(&["-j", "--errno", "EADDRINUSE"]);
-    assert!(
-        nw.ready_line().contains("only EADDRINUSE"),
-        "{}",
-        nw.ready_line()
-    );
+    let nw = start_filtered(&["--errno", "EADDRINUSE"], "EADDRINUSE");
     let (pid, held) = run_failing_binds(&[4711, 4712]);
     let seen = records(nw);
     assert_eq!(binds_of(&seen, pid), [(98, i64::from(held))], "{seen:?}");
@@ -109,12 +108,7 @@ fn named(name: &str) -> Actor {
 #[test]
 fn name_filter_matches_the_exact_comm() {
     require_root();
-    let nw = Netwatch::start(&["-j", "-n", "nw-filter-in"]);
-    assert!(
-        nw.ready_line().contains("only name nw-filter-in"),
-        "{}",
-        nw.ready_line()
-    );
+    let nw = start_filtered(&["-n", "nw-filter-in"], "name nw-filter-in");
     only_the_first_is_reported(nw, named("nw-filter-in"), named("nw-filter-inx"));
 }
 
@@ -135,12 +129,7 @@ fn only_the_first_is_reported(nw: Netwatch, mut inside: Actor, mut outside: Acto
 #[test]
 fn uid_filter_reports_that_user_only() {
     require_root();
-    let nw = Netwatch::start(&["-j", "-u", "65534"]);
-    assert!(
-        nw.ready_line().contains("only uid 65534"),
-        "{}",
-        nw.ready_line()
-    );
+    let nw = start_filtered(&["-u", "65534"], "uid 65534");
     let script = "go()\nfail_bind()";
     let nobody = Actor::spawn_in(crate::AS_NOBODY, script);
     only_the_first_is_reported(nw, nobody, Actor::spawn(script));
@@ -149,8 +138,7 @@ fn uid_filter_reports_that_user_only() {
 #[test]
 fn family_filter_keeps_one_address_family() {
     require_root();
-    let nw = Netwatch::start(&["-j", "-6"]);
-    assert!(nw.ready_line().contains("only IPv6"), "{}", nw.ready_line());
+    let nw = start_filtered(&["-6"], "IPv6");
     let mut actor = Actor::spawn(
         r#"
 go()

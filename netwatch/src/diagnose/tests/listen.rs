@@ -59,14 +59,8 @@ fn out_of_descriptors_is_explained_once_and_counted_each_time() {
 /// A failed accept is not the listen that recovers a failed bind.
 #[test]
 fn a_failed_accept_does_not_recover_a_failed_bind() {
-    let (_, d) = one_process(
-        60,
-        "daphne",
-        &[
-            (0, bind(98, 9000)),
-            (1, out_of_fds(Syscall::Accept, 24)),
-            (2, exit(Status::Exited(0))),
-        ],
-    );
-    assert_eq!(flagged(&d), [60]);
+    let accept = out_of_fds(Syscall::Accept, 24);
+    let exit = exit(Status::Exited(0));
+    let said = one_process(60, "daphne", &[(0, bind(98, 9000)), (1, accept), (2, exit)]).1;
+    assert_eq!(flagged(&said), [60]);
 }
