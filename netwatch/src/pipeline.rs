@@ -184,7 +184,11 @@ impl<W: io::Write> Pipeline<W> {
         {
             self.classifier.lost_counts(ev.pid, &counts, || ev.comm);
         }
-        let ctx = context(&mut self.inspector, &ev);
+        let ctx = if self.classifier.explained(&ev) {
+            Context::default()
+        } else {
+            context(&mut self.inspector, &ev)
+        };
         for d in self.classifier.feed(&ev, &ctx) {
             if let Some(m) = &self.metrics {
                 m.diagnosis(&d);

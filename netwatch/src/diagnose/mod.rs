@@ -290,6 +290,34 @@ impl Classifier {
         p
     }
 
+    /// Whether what `ev` would be explained with is already said, so that looking the
+    /// host up for it would change nothing: a storm of one failure (a server spinning
+    /// on EMFILE, a client retrying a dead address) looks the host up once, not once
+    /// per record, and leaves the lookups' rate budget to the other failures.
+    pub fn explained(&self, ev: &Event) -> bool {
+        use netwatch_common::errno::{EHOSTUNREACH, ENETUNREACH, ETIMEDOUT};
+        let Some(p) = self.procs.get(&ev.pid) else {
+            return false;
+        };
+        match &ev.body {
+            // The lookup also names the exit-0 flag's reason, once per address.
+            Body::Bind(b) if matches!(b.errno, libc::EACCES | libc::EPERM) => {
+                b.addr.port().is_some_and(|port| {
+                    p.said.contains(&Said::BindRefused(port))
+                        && p.unrecovered
+                            .iter()
+                            .any(|&(a, e, _)| (a, e) == (b.addr, b.errno))
+                })
+            }
+            Body::Connect(c) if c.errno == ETIMEDOUT => p.said.contains(&Said::TimedOut(c.addr)),
+            Body::Connect(c) if matches!(c.errno, EHOSTUNREACH | ENETUNREACH) => {
+                p.said.contains(&Said::Unreachable(c.addr))
+            }
+            Body::Listen(l) if l.errno != 0 => p.said.contains(&Said::OutOfFds(l.errno)),
+            _ => false,
+        }
+    }
+
     /// Feed one event (with what was looked up for it); returns the diagnoses it
     /// makes, in order.
     pub fn feed(&mut self, ev: &Event, ctx: &Context<'_>) -> Vec<Diagnosis> {
