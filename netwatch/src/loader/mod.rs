@@ -28,8 +28,7 @@ use crate::{
 mod layout;
 mod programs;
 
-pub use self::programs::{Hook, PROGRAMS, Program, SockIoPath, Source};
-use self::programs::{SOCKIO_EXITS, Usable};
+use self::programs::{Hook, PROGRAMS, Program, SOCKIO_EXITS, SockIoPath, Source, Usable};
 
 /// The kernel programs, built by build.rs and embedded: the binary needs nothing else.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/netwatch"));
